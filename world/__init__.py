@@ -1,0 +1,47 @@
+"""The game world: scenarios, task configuration, world semantics, global defender,
+and game sessions (the coordinator's job, free of I/O).
+
+>>> from world import GameSession, load_task
+>>> session = GameSession(load_task(), seed=42, name="demo")
+>>> session.task.name
+'default'
+"""
+
+from __future__ import annotations
+
+from .game_world import LOG_FILE, GameWorld, goal_reached
+from .global_defender import DETECTION_RULES, is_detected
+from .remap import remap_addresses, rewrite_addresses
+from .scenario import SCENARIO_FILES, Scenario, ScenarioError, load_scenario
+from .session import MALFORMED_MESSAGE, GameSession, Reply, sanitize_agent_name
+from .task import DEFAULT_TASK, RewardConfig, RoleConfig, TaskConfig, TaskConfigError, View, load_task, parse_task
+from .trajectory import Trajectory, append_line, trajectory_file_name
+
+__all__ = [
+    "DEFAULT_TASK",
+    "DETECTION_RULES",
+    "LOG_FILE",
+    "MALFORMED_MESSAGE",
+    "SCENARIO_FILES",
+    "GameSession",
+    "GameWorld",
+    "Reply",
+    "RewardConfig",
+    "RoleConfig",
+    "Scenario",
+    "ScenarioError",
+    "TaskConfig",
+    "TaskConfigError",
+    "Trajectory",
+    "View",
+    "append_line",
+    "goal_reached",
+    "is_detected",
+    "load_scenario",
+    "load_task",
+    "parse_task",
+    "remap_addresses",
+    "rewrite_addresses",
+    "sanitize_agent_name",
+    "trajectory_file_name",
+]

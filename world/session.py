@@ -1,0 +1,537 @@
+"""GameSession: one game's coordinator, free of I/O.
+
+It takes JoinGame / game actions / ResetGame / QuitGame from several seats and returns
+the replies each event releases, shaped as NetSecGame's (reference netsecgame.md §2.2,
+§3), with DESIGN §3's rules:
+
+* a game starts when its seats are filled and at least one attacker is present; join
+  replies are held until then;
+* an agent whose episode ended waits for the others; the episode's final rewards are
+  assigned once every agent's episode has ended (reference §3.4);
+* defenders and benign agents have no goal check; their episode ends when every
+  attacker's episode has ended (they are told on their next request) or at their own
+  max_steps;
+* a reset is held until every agent asked; conflicting seeds or topology votes are
+  answered BAD_REQUEST and nothing stops; a reset without a seed is valid;
+* held replies expire after the task's ``hold_timeout``; seats expire after
+  ``seat_lease`` without a request;
+* every request gets exactly one reply, now or later.
+
+Time is passed in (``now``, seconds, monotonic), so a worker loop or a test drives it.
+
+>>> from world.task import load_task
+>>> session = GameSession(load_task("world/tasks/scenario1_small_attacker.yaml"), seed=42)
+>>> [reply.status for reply in session.join("seat-1", "Alice", "Attacker", now=0.0)]
+[GameStatus.CREATED]
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Hashable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from protocol import (
+    GAME_ACTIONS,
+    Action,
+    ActionType,
+    AgentInfo,
+    AgentRole,
+    AgentStatus,
+    ErrorCode,
+    GameState,
+    GameStatus,
+    Observation,
+    ProtocolError,
+    validate_action,
+)
+
+from .game_world import GameWorld, goal_reached
+from .global_defender import action_key, is_detected
+from .task import TaskConfig
+from .trajectory import Trajectory, append_line, trajectory_file_name
+
+__all__ = ["MALFORMED_MESSAGE", "GameSession", "Reply", "sanitize_agent_name"]
+
+log = logging.getLogger(__name__)
+
+MALFORMED_MESSAGE = "Bad request received: Malformed Action"
+ENDED_INFO = "Episode ended. Request reset for starting new episode."
+_ACTION_NAMES = [str(action_type) for action_type in ActionType]
+_PLAYING = (AgentStatus.Playing, AgentStatus.PlayingWithTimeout)
+
+
+@attrs.frozen
+class Reply:
+    """One reply to one request. ``request`` echoes the caller's tag for it."""
+
+    seat: Hashable
+    request: Any
+    status: GameStatus
+    observation: Observation | None = None
+    message: dict[str, Any] | str | None = None
+    code: ErrorCode | None = None
+
+    def as_netsecgame_dict(self) -> dict[str, Any]:
+        """NetSecGame's reply object, without ``to_agent`` (the gateway adds it)."""
+        result: dict[str, Any] = {"status": str(self.status)}
+        if self.observation is not None:
+            state, reward, end, info = self.observation
+            result["observation"] = {"state": state.as_dict, "reward": reward, "end": end, "info": info}
+        elif self.status is GameStatus.BAD_REQUEST and isinstance(self.message, dict):
+            result["observation"] = None
+        if self.message is not None:
+            result["message"] = _message_as_json(self.message)
+        return result
+
+
+def _message_as_json(message: Any) -> Any:
+    if isinstance(message, dict):
+        return {key: (value.as_dict() if isinstance(value, Trajectory) else value)
+                for key, value in message.items()}
+    return message
+
+
+def sanitize_agent_name(name: str, fallback: str = "agent") -> str:
+    """Letters, digits, ``_`` and ``-`` only; runs of ``_`` collapsed; at most 200 chars."""
+    cleaned = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_-]", "_", str(name))).strip("_")[:200]
+    return cleaned or fallback
+
+
+@attrs.define(eq=False)
+class _Held:
+    kind: str                # "join", "step", "reset"
+    request: Any
+    deadline: float
+    action: Action | None = None
+    request_trajectory: bool = False
+    done: bool = False       # a reset that ran and waits for the game to start
+
+
+@attrs.define(eq=False)
+class _Seat:
+    seat: Hashable
+    name: str
+    role: AgentRole
+    state: GameState
+    goal: GameState
+    trajectory: Trajectory
+    lease_deadline: float
+    status: AgentStatus = AgentStatus.Playing
+    steps: int = 0
+    reward: float = 0
+    ended: bool = False
+    told_end: bool = True     # False while an end the agent did not cause is unannounced
+    history: list[Action] = attrs.Factory(list)
+    repeats: Counter[Any] = attrs.Factory(Counter)
+    reset_vote: tuple[int | None, bool] | None = None
+    held: _Held | None = None
+    last_trajectory: Trajectory | None = None
+
+
+class GameSession:
+    """One game of one task: its world, its seats, its episode."""
+
+    def __init__(self, task: TaskConfig, *, seed: int = 42, name: str = "game") -> None:
+        self.task = task
+        self.name = name
+        self.rng = random.Random(seed)
+        self.world = GameWorld(task.scenario, self.rng, use_firewall=task.use_firewall)
+        self.seats: dict[Hashable, _Seat] = {}
+        self.episode: int = 0
+        self.steps_total: int = 0
+        self._rewards_assigned = False
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def started(self) -> bool:
+        counts = Counter(seat.role for seat in self.seats.values())
+        return (counts.get(AgentRole.Attacker, 0) >= 1
+                and all(counts.get(role, 0) >= wanted for role, wanted in self.task.seats.items()))
+
+    def free_seats(self, role: AgentRole) -> int:
+        taken = sum(1 for seat in self.seats.values() if seat.role is role)
+        return self.task.seats.get(role, 0) - taken
+
+    def pending(self) -> list[tuple[Hashable, Any]]:
+        """Requests that are held and not yet answered: (seat, request tag)."""
+        return [(s.seat, s.held.request) for s in self.seats.values() if s.held is not None]
+
+    def next_deadline(self) -> float | None:
+        """The earliest time at which :meth:`tick` has something to do."""
+        times = [s.held.deadline if s.held is not None else s.lease_deadline for s in self.seats.values()]
+        return min(times, default=None)
+
+    # ------------------------------------------------------------------ entry points
+    def handle(self, seat: Hashable, action: Any, now: float, request: Any = None) -> list[Reply]:
+        """Dispatch any action (the NetSecGame protocol's single entry point)."""
+        try:
+            action = validate_action(action)
+        except ProtocolError as error:
+            return [self._malformed(seat, request, error)]
+        kind = action.action_type
+        params = action.parameters
+        if kind is ActionType.JoinGame:
+            info: AgentInfo = params["agent_info"]
+            return self.join(seat, info.name, info.role, now, request)
+        if kind is ActionType.ResetGame:
+            return self.reset(seat, now, request, request_trajectory=params.get("request_trajectory", False),
+                              randomize_topology=params.get("randomize_topology", False),
+                              seed=params.get("seed"))
+        if kind is ActionType.QuitGame:
+            return self.quit(seat, now, request)
+        return self._step_valid(seat, action, now, request)
+
+    def join(self, seat: Hashable, name: str, role: AgentRole | str, now: float,
+             request: Any = None) -> list[Reply]:
+        if seat in self.seats:
+            return [Reply(seat, request, GameStatus.BAD_REQUEST, None, "Agent already exists.",
+                          ErrorCode.ALREADY_JOINED)]
+        try:
+            role = AgentRole.from_string(role) if isinstance(role, str) else AgentRole(role)
+        except ValueError as error:
+            return [self._malformed(seat, request, ProtocolError("agent_info.role",
+                                                                 "Attacker, Defender or Benign", str(error)))]
+        if role not in self.task.allowed_roles:
+            allowed = ", ".join(sorted(r.value for r in self.task.allowed_roles))
+            return [self._bad(seat, request, ErrorCode.ROLE_NOT_ALLOWED,
+                              f"Role {role.value} is not allowed in task {self.task.name} (allowed: {allowed})")]
+        if self.free_seats(role) <= 0:
+            return [self._bad(seat, request, ErrorCode.GAME_FULL,
+                              f"Game {self.name} has no free {role.value} seat")]
+        config = self.task.roles[role]
+        state = self.world.start_state(config.start)
+        goal = self.world.goal_state(config.goal)
+        clean = sanitize_agent_name(name, f"agent_{abs(hash(seat)) % 16**8:08x}")
+        entry = _Seat(seat, clean, role, state, goal, Trajectory(clean, role, state),
+                      lease_deadline=now + self.task.seat_lease,
+                      status=AgentStatus.PlayingWithTimeout if role is AgentRole.Attacker else AgentStatus.Playing)
+        entry.held = _Held("join", request, now + self.task.hold_timeout)
+        self.seats[seat] = entry
+        log.debug("%s: %s joined as %s", self.name, clean, role.value)
+        return self._release_started()
+
+    def step(self, seat: Hashable, action: Action, now: float, request: Any = None) -> list[Reply]:
+        """One game action (ScanNetwork ... BlockIP) of one seat."""
+        if not isinstance(action, Action) or action.action_type not in GAME_ACTIONS:
+            return self.handle(seat, action, now, request)
+        try:
+            validate_action(action)
+        except ProtocolError as error:
+            return [self._malformed(seat, request, error)]
+        return self._step_valid(seat, action, now, request)
+
+    def _step_valid(self, seat: Hashable, action: Action, now: float, request: Any) -> list[Reply]:
+        entry = self.seats.get(seat)
+        if entry is None:
+            return [self._not_joined(seat, request)]
+        if entry.held is not None:
+            return [self._busy(seat, request, entry)]
+        entry.lease_deadline = now + self.task.seat_lease
+        if entry.ended:
+            if not entry.told_end and self._rewards_assigned:
+                entry.told_end = True
+                return [Reply(seat, request, GameStatus.OK, self._observation(entry, end=True))]
+            return [Reply(seat, request, GameStatus.FORBIDDEN, Observation(
+                entry.state, entry.reward, True,
+                {"end_reason": str(entry.status), "info": ENDED_INFO}), code=ErrorCode.EPISODE_ENDED)]
+        return self._play(entry, action, now, request)
+
+    def reset(self, seat: Hashable, now: float, request: Any = None, *, request_trajectory: bool = False,
+              randomize_topology: bool = False, seed: int | None = None) -> list[Reply]:
+        entry = self.seats.get(seat)
+        if entry is None:
+            return [self._not_joined(seat, request)]
+        if entry.held is not None:
+            return [self._busy(seat, request, entry)]
+        entry.lease_deadline = now + self.task.seat_lease
+        entry.reset_vote = (seed, bool(randomize_topology))
+        entry.held = _Held("reset", request, now + self.task.hold_timeout,
+                           request_trajectory=bool(request_trajectory))
+        return self._maybe_reset()
+
+    def quit(self, seat: Hashable, now: float, request: Any = None) -> list[Reply]:
+        entry = self.seats.get(seat)
+        if entry is None:
+            return [self._not_joined(seat, request)]
+        replies = self._remove(entry, "the agent quit")
+        replies.append(Reply(seat, request, GameStatus.OK, None,
+                             {"message": f"Agent {entry.name} quit the game."}))
+        return replies + self._after_removal()
+
+    def tick(self, now: float) -> list[Reply]:
+        """Expire held replies and seat leases whose time has come."""
+        replies: list[Reply] = []
+        for entry in list(self.seats.values()):
+            if self.seats.get(entry.seat) is not entry:
+                continue
+            held = entry.held
+            if held is not None and held.deadline <= now:
+                replies += self._expire(entry, held)
+            elif held is None and entry.lease_deadline <= now:
+                log.info("%s: seat of %s expired after %.0f s without a request",
+                         self.name, entry.name, self.task.seat_lease)
+                replies += self._remove(entry, "its lease expired")
+                replies += self._after_removal()
+        return replies
+
+    def close(self, reason: str = "the game closed") -> list[Reply]:
+        """Answer every held request (BAD_REQUEST) and drop every seat."""
+        replies: list[Reply] = []
+        for entry in list(self.seats.values()):
+            replies += self._remove(entry, reason)
+        self.seats.clear()
+        return replies
+
+    # ------------------------------------------------------------------ playing
+    def _attacker_playing(self) -> bool:
+        return any(s.role is AgentRole.Attacker and not s.ended for s in self.seats.values())
+
+    def _play(self, entry: _Seat, action: Action, now: float, request: Any) -> list[Reply]:
+        task = self.task
+        old_state = entry.state
+        entry.steps += 1
+        self.steps_total += 1
+        state = self.world.step(old_state, action, entry.seat, entry.role)
+        entry.state = state
+        status = entry.status
+        if (entry.role is AgentRole.Attacker and (state is not old_state or entry.steps == 1)
+                and goal_reached(state, entry.goal)):
+            status = AgentStatus.Success
+        elif task.use_global_defender and self._detected(entry, action):
+            status = AgentStatus.Fail
+        else:
+            max_steps = task.roles[entry.role].max_steps
+            if max_steps and entry.steps >= max_steps:
+                status = AgentStatus.TimeoutReached
+        if task.use_global_defender:
+            entry.history.append(action)
+        entry.status = status
+        entry.reward = task.rewards.step
+        if status in _PLAYING:
+            entry.trajectory.add_step(action, entry.reward, state)
+            return [Reply(entry.seat, request, GameStatus.OK, Observation(state, entry.reward, False, {}))]
+        entry.ended = True
+        entry.trajectory.end_reason = status
+        entry.held = _Held("step", request, now + task.hold_timeout, action=action)
+        if entry.role is AgentRole.Attacker and not self._attacker_playing():
+            self._end_bystanders()
+        return self._maybe_finish()
+
+    def _detected(self, entry: _Seat, action: Action) -> bool:
+        key = action_key(action)
+        entry.repeats[key] += 1
+        return is_detected(entry.history, action, entry.repeats[key], self.rng)
+
+    def _end_bystanders(self) -> None:
+        """Every attacker is done: defenders' and benign agents' episodes end too."""
+        for other in self.seats.values():
+            if other.role is not AgentRole.Attacker and not other.ended:
+                other.ended = True
+                other.told_end = other.held is not None
+                other.reward = 0  # their last step's reward was already given
+
+    def _maybe_finish(self) -> list[Reply]:
+        """Once every episode ended: assign final rewards (reference §3.4), release holds."""
+        if not self.seats or not all(s.ended for s in self.seats.values()):
+            return []
+        if not self._rewards_assigned:
+            self._rewards_assigned = True
+            rewards = self.task.rewards
+            attack_won = any(s.role is AgentRole.Attacker and s.status is AgentStatus.Success
+                             for s in self.seats.values())
+            for s in self.seats.values():
+                if s.role is AgentRole.Attacker:
+                    s.reward += rewards.success if s.status is AgentStatus.Success else rewards.fail
+                elif s.role is AgentRole.Defender:
+                    s.status = AgentStatus.Fail if attack_won else AgentStatus.Success
+                    s.reward += rewards.fail if attack_won else rewards.success
+                    s.reward += self.world.false_positives[s.seat] * rewards.false_positive
+                    s.trajectory.end_reason = s.status
+        replies = []
+        for s in self.seats.values():
+            if s.held is not None and s.held.kind == "step":
+                held, s.held = s.held, None
+                assert held.action is not None
+                s.trajectory.add_step(held.action, s.reward, s.state)
+                replies.append(Reply(s.seat, held.request, GameStatus.OK, self._observation(s, end=True)))
+                s.told_end = True
+        return replies
+
+    def _observation(self, entry: _Seat, *, end: bool) -> Observation:
+        info = {} if entry.status in _PLAYING else {"end_reason": str(entry.status)}
+        return Observation(entry.state, entry.reward, end, info)
+
+    # ------------------------------------------------------------------ starting
+    def _welcome(self, entry: _Seat) -> dict[str, Any]:
+        config = self.task.roles[entry.role]
+        return {
+            "message": f"Welcome {entry.name}, registred as {entry.role}",
+            "max_steps": config.max_steps,
+            "goal_description": self.world.describe_goal(config.goal_description),
+            "actions": list(_ACTION_NAMES),
+            "configuration_hash": self.task.configuration_hash,
+        }
+
+    def _release_started(self) -> list[Reply]:
+        if not self.started:
+            return []
+        replies = []
+        for s in self.seats.values():
+            held = s.held
+            if held is None:
+                continue
+            if held.kind == "join":
+                s.held = None
+                replies.append(Reply(s.seat, held.request, GameStatus.CREATED,
+                                     Observation(s.state, 0, False, {}), self._welcome(s)))
+            elif held.kind == "reset" and held.done:
+                s.held = None
+                replies.append(self._reset_reply(s, held))
+        return replies
+
+    # ------------------------------------------------------------------ resetting
+    def _maybe_reset(self) -> list[Reply]:
+        voters = list(self.seats.values())
+        if not voters or any(s.reset_vote is None or s.held is None or s.held.kind != "reset"
+                             or s.held.done for s in voters):
+            return self._release_started()
+        seeds = {s.reset_vote[0] for s in voters if s.reset_vote and s.reset_vote[0] is not None}
+        topology = {s.reset_vote[1] for s in voters if s.reset_vote and s.reset_vote[0] is not None}
+        problem = None
+        if len(seeds) > 1:
+            problem = (ErrorCode.SEED_CONFLICT, "Agents disagree on the seed "
+                       f"({', '.join(map(str, sorted(seeds)))}); nothing was reset.")
+        elif len(topology) > 1:
+            problem = (ErrorCode.TOPOLOGY_CONFLICT, "Agents disagree on the topology change; "
+                       "nothing was reset.")
+        if problem is not None:
+            replies = []
+            for s in voters:
+                held, s.held, s.reset_vote = s.held, None, None
+                assert held is not None
+                replies.append(self._bad(s.seat, held.request, problem[0], problem[1]))
+            return replies
+        self._run_reset(next(iter(seeds), None), next(iter(topology), False))
+        for s in voters:
+            assert s.held is not None
+            s.held.done = True
+        return self._release_started()
+
+    def _run_reset(self, seed: int | None, randomize: bool) -> None:
+        """The world reset and the agents' new episode (reference §3.5 step 3)."""
+        if seed is not None:
+            self.rng.seed(seed)
+        self.world.reset(randomize_topology=randomize and self.task.use_dynamic_addresses)
+        if self.task.save_trajectories:
+            self._save_trajectories()
+        self._new_episode()
+
+    def _new_episode(self) -> None:
+        self.episode += 1
+        self._rewards_assigned = False
+        for s in self.seats.values():
+            config = self.task.roles[s.role]
+            s.last_trajectory = s.trajectory
+            s.state = self.world.start_state(config.start)
+            s.goal = self.world.goal_state(config.goal)
+            s.trajectory = Trajectory(s.name, s.role, s.state)
+            s.steps, s.reward, s.ended, s.told_end = 0, 0, False, True
+            s.status = AgentStatus.PlayingWithTimeout if s.role is AgentRole.Attacker else AgentStatus.Playing
+            s.history.clear()
+            s.repeats.clear()
+            s.reset_vote = None
+
+    def _save_trajectories(self) -> None:
+        directory = Path(self.task.trajectory_dir)
+        for s in self.seats.values():
+            try:
+                append_line(directory / trajectory_file_name(s.name, s.role), s.trajectory.as_dict())
+            except OSError as error:
+                log.error("%s: cannot save the trajectory of %s: %s", self.name, s.name, error)
+
+    def _reset_reply(self, entry: _Seat, held: _Held) -> Reply:
+        config = self.task.roles[entry.role]
+        message: dict[str, Any] = {
+            "message": "Resetting Game and starting again.",
+            "max_steps": config.max_steps,
+            "goal_description": self.world.describe_goal(config.goal_description),
+            "configuration_hash": self.task.configuration_hash,
+        }
+        if held.request_trajectory and entry.last_trajectory is not None:
+            message["last_trajectory"] = entry.last_trajectory
+        return Reply(entry.seat, held.request, GameStatus.RESET_DONE,
+                     Observation(entry.state, 0, False, {}), message)
+
+    # ------------------------------------------------------------------ leaving
+    def _remove(self, entry: _Seat, reason: str) -> list[Reply]:
+        self.seats.pop(entry.seat, None)
+        held = entry.held
+        entry.held = None
+        if held is None:
+            return []
+        return [self._bad(entry.seat, held.request, ErrorCode.SEAT_RELEASED,
+                          f"The seat was released before this request was answered: {reason}.")]
+
+    def _after_removal(self) -> list[Reply]:
+        if not self.seats:
+            # Nobody left: the next session starts from a fresh world (DESIGN §3).
+            self.world.reset()
+            self._rewards_assigned = False
+            return []
+        if not self._attacker_playing():
+            self._end_bystanders()
+        replies = self._maybe_finish()
+        if all(s.held is not None and s.held.kind == "reset" for s in self.seats.values()):
+            replies += self._maybe_reset()
+        return replies
+
+    def _expire(self, entry: _Seat, held: _Held) -> list[Reply]:
+        timeout = self.task.hold_timeout
+        if held.kind == "join":
+            self.seats.pop(entry.seat, None)
+            entry.held = None
+            reply = self._bad(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
+                              f"The game did not start within {timeout:g} s; the seat was freed.")
+            return [reply, *self._after_removal()]
+        if held.kind == "reset":
+            entry.held = None
+            entry.reset_vote = None
+            return [self._bad(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
+                              f"Not every agent asked for a reset within {timeout:g} s; "
+                              "the reset request was dropped.")]
+        # An ended agent waited too long for the others: they are treated as having quit.
+        replies: list[Reply] = []
+        for other in list(self.seats.values()):
+            if not other.ended:
+                log.info("%s: %s did not finish its episode in time; its seat is released",
+                         self.name, other.name)
+                replies += self._remove(other, "the episode-end hold timed out waiting for it")
+        return replies + self._after_removal()
+
+    def reject(self, seat: Hashable, error: ProtocolError, request: Any = None) -> Reply:
+        """The reply to a request that could not even be parsed (BAD_REQUEST, MALFORMED)."""
+        return self._malformed(seat, request, error)
+
+    # ------------------------------------------------------------------ errors
+    def _bad(self, seat: Hashable, request: Any, code: ErrorCode, text: str) -> Reply:
+        return Reply(seat, request, GameStatus.BAD_REQUEST, None, {"message": text}, code)
+
+    def _malformed(self, seat: Hashable, request: Any, error: ProtocolError) -> Reply:
+        return Reply(seat, request, GameStatus.BAD_REQUEST, None,
+                     {"message": MALFORMED_MESSAGE, "reason": str(error)}, ErrorCode.MALFORMED)
+
+    def _not_joined(self, seat: Hashable, request: Any) -> Reply:
+        return self._bad(seat, request, ErrorCode.NOT_JOINED,
+                         "This seat has not joined the game (or has left it); send JoinGame first.")
+
+    def _busy(self, seat: Hashable, request: Any, entry: _Seat) -> Reply:
+        assert entry.held is not None
+        return self._bad(seat, request, ErrorCode.BUSY,
+                         f"A {entry.held.kind} request of this seat is still waiting for its reply.")
