@@ -1,1 +1,1 @@
-"""placeholder"""
+"""The ``arena`` command line (``bin/cli.py``)."""

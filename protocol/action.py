@@ -104,6 +104,7 @@ class Action:
 
     action_type: ActionType
     parameters: dict[str, Any] = attrs.field(factory=dict)
+    _hash: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def type(self) -> ActionType:
@@ -120,7 +121,13 @@ class Action:
         return result if result is NotImplemented else not result
 
     def __hash__(self) -> int:
-        return hash((self.action_type, tuple(sorted((k, hash(v)) for k, v in self.parameters.items()))))
+        # Cached: actions are built once and hashed often (sets, dict keys). Equal
+        # parameter dicts in any key order give equal frozensets, so equal hashes.
+        cached = self._hash
+        if cached is None:
+            cached = hash((self.action_type, frozenset(self.parameters.items())))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
     def __repr__(self) -> str:
         return f"Action <{self.action_type}|{self.parameters}>"

@@ -33,20 +33,20 @@ class ActionType(enum.Enum):
     ResetGame = "ResetGame"
 
     def __str__(self) -> str:
-        return f"ActionType.{self.value}"
+        return "ActionType." + self._value_
 
     def __format__(self, spec: str) -> str:
         return format(str(self), spec)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ActionType):
+        if other.__class__ is ActionType:
             return self is other
         if isinstance(other, str):
-            return self.value == other.removeprefix("ActionType.")
+            return self._value_ == other.removeprefix("ActionType.")
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self.value)
+        return hash(self._value_)
 
     def to_string(self) -> str:
         return self.value

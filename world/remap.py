@@ -79,7 +79,12 @@ def remap_addresses(networks: dict[Network, tuple[IP, ...]], rng: random.Random)
     """Draw a new address plan for ``networks`` (network -> its hosts)."""
     ordered = sorted(networks, key=str)
     plan: dict[Network, Network] = {}
-    private = [n for n in ordered if n.is_private()]
+    # The base goes to the numerically lowest private network, not the first in string
+    # order: a uniform shift keeps numeric order but not string order (.9.0 -> .10.0), so
+    # only this choice makes a repeated remap with the same seed give the same addresses
+    # (reference §6.11). For the registry scenarios both orders agree on the originals.
+    private = sorted((n for n in ordered if n.is_private()),
+                     key=lambda n: int(_block(n).network_address))
     for network in ordered:
         if network not in private:
             plan[network] = Network(str(_random_public(rng)), network.mask)

@@ -503,7 +503,7 @@ def load_task(location: str | os.PathLike[str] | None = None) -> TaskConfig:
     text_location = str(location)
     if urllib.parse.urlparse(text_location).scheme in ("http", "https"):
         try:
-            with urllib.request.urlopen(text_location, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(text_location, timeout=10) as response:
                 text = response.read(1 << 20).decode()
         except OSError as error:
             raise TaskConfigError(text_location, "(url)", f"cannot fetch: {error}") from None

@@ -1,0 +1,65 @@
+"""Agent side of netsec-arena: NetSecGame's client helpers, scripted policies, and
+in-process play. (The network clients, ``BaseAgent`` and ``ParallelBaseAgent``,
+arrive with the broker.)
+
+>>> from agents import generate_valid_actions
+>>> from protocol import IP, GameState, Network
+>>> state = GameState(controlled_hosts={IP("10.0.0.2")}, known_hosts={IP("10.0.0.2")},
+...                   known_networks={Network("10.0.0.0", 24)})
+>>> sorted(a.action_type.value for a in generate_valid_actions(state))
+['FindData', 'FindServices', 'ScanNetwork']
+"""
+
+from __future__ import annotations
+
+from .policies import (
+    POLICIES,
+    Policy,
+    action_sort_key,
+    benign_agent,
+    blocking_defender,
+    kill_chain_attacker,
+    random_attacker,
+)
+from .trajectory_recorder import TrajectoryRecorder
+from .utils import (
+    append_jsonl_line,
+    generate_valid_actions,
+    get_file_hash,
+    get_logging_level,
+    get_str_hash,
+    observation_as_dict,
+    observation_from_dict,
+    observation_from_str,
+    observation_to_str,
+    parse_log_content,
+    read_jsonl,
+    read_trajectories_from_jsonl,
+    state_as_ordered_string,
+    store_trajectories_to_jsonl,
+)
+
+__all__ = [
+    "POLICIES",
+    "Policy",
+    "TrajectoryRecorder",
+    "action_sort_key",
+    "append_jsonl_line",
+    "benign_agent",
+    "blocking_defender",
+    "generate_valid_actions",
+    "get_file_hash",
+    "get_logging_level",
+    "get_str_hash",
+    "kill_chain_attacker",
+    "observation_as_dict",
+    "observation_from_dict",
+    "observation_from_str",
+    "observation_to_str",
+    "parse_log_content",
+    "random_attacker",
+    "read_jsonl",
+    "read_trajectories_from_jsonl",
+    "state_as_ordered_string",
+    "store_trajectories_to_jsonl",
+]

@@ -1,0 +1,5 @@
+"""``python -m bin``: the arena command."""
+
+from bin.cli import main
+
+main()
