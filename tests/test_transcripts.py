@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from .transcripts import load_transcript, normalize_reply
 
 from protocol import Action, GameStatus, ProtocolError
 from world import GameSession, load_task
 
 from .conftest import TASKS
+from .transcripts import load_transcript, normalize_reply
 
 
 def replay(name: str) -> list[tuple[int, dict, dict]]:
