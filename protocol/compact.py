@@ -126,7 +126,10 @@ def _ip(value: Any, field: str) -> IP:
 
 def _network(value: Any, field: str) -> Network:
     ip, mask = _list(value, field, 2)
-    return Network(_str(ip, f"{field}[0]"), _int(mask, f"{field}[1]"))
+    mask = _int(mask, f"{field}[1]")
+    if not 0 <= mask <= 128:
+        raise ProtocolError(f"{field}[1]", "a prefix length 0-128", describe(mask))
+    return Network(_str(ip, f"{field}[0]"), mask)
 
 
 def _service_from(value: Any, field: str) -> Service:

@@ -108,15 +108,23 @@ class IP:
         return hash(self.ip)
 
     def __lt__(self, other: IP) -> bool:
+        if other.__class__ is not IP:
+            return NotImplemented
         return self.ip < other.ip
 
     def __le__(self, other: IP) -> bool:
+        if other.__class__ is not IP:
+            return NotImplemented
         return self.ip <= other.ip
 
     def __gt__(self, other: IP) -> bool:
+        if other.__class__ is not IP:
+            return NotImplemented
         return self.ip > other.ip
 
     def __ge__(self, other: IP) -> bool:
+        if other.__class__ is not IP:
+            return NotImplemented
         return self.ip >= other.ip
 
     def is_private(self) -> bool:
@@ -271,15 +279,23 @@ class Data:
         return hash((self.owner, self.id, self.type))
 
     def __lt__(self, other: Data) -> bool:
+        if other.__class__ is not Data:
+            return NotImplemented
         return self._identity() < other._identity()
 
     def __le__(self, other: Data) -> bool:
+        if other.__class__ is not Data:
+            return NotImplemented
         return self._identity() <= other._identity()
 
     def __gt__(self, other: Data) -> bool:
+        if other.__class__ is not Data:
+            return NotImplemented
         return self._identity() > other._identity()
 
     def __ge__(self, other: Data) -> bool:
+        if other.__class__ is not Data:
+            return NotImplemented
         return self._identity() >= other._identity()
 
     def __repr__(self) -> str:

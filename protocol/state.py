@@ -30,7 +30,9 @@ def _frozen_map(mapping: Mapping[Any, Iterable[Any]]) -> dict[Any, frozenset[Any
 
 
 def _set_text(items: Iterable[Any]) -> str:
-    return "{" + ", ".join(repr(item) for item in items) + "}"
+    """A set as upstream's f-strings print one: ``{a, b}``, or ``set()`` when empty."""
+    text = ", ".join(repr(item) for item in items)
+    return "{" + text + "}" if text else "set()"
 
 
 def _map_text(mapping: Mapping[Any, Iterable[Any]]) -> str:
