@@ -25,12 +25,14 @@ from .components import IP, AgentInfo, Data, Network, Service
 from .constants import MAX_BODY_BYTES, PROTOCOL_VERSION, ErrorCode
 from .enums import GAME_ACTIONS, ActionType, AgentRole, AgentStatus, GameStatus
 from .errors import ArenaError, ProtocolError
+from .messages import PROTOCOL_FRAME, Command, ReplyBody, decode_reply, encode_reply, int_from_seq, seq_bytes
 from .state import GameState, Observation
 
 __all__ = [
     "GAME_ACTIONS",
     "IP",
     "MAX_BODY_BYTES",
+    "PROTOCOL_FRAME",
     "PROTOCOL_VERSION",
     "REQUIRED_PARAMETERS",
     "Action",
@@ -39,6 +41,7 @@ __all__ = [
     "AgentRole",
     "AgentStatus",
     "ArenaError",
+    "Command",
     "Data",
     "ErrorCode",
     "GameState",
@@ -46,13 +49,18 @@ __all__ = [
     "Network",
     "Observation",
     "ProtocolError",
+    "ReplyBody",
     "Service",
     "action_from_compact",
     "action_to_compact",
+    "decode_reply",
+    "encode_reply",
+    "int_from_seq",
     "observation_from_compact",
     "observation_to_compact",
     "pack",
     "pack_state",
+    "seq_bytes",
     "state_from_compact",
     "state_to_compact",
     "unpack",

@@ -27,6 +27,13 @@ class ErrorCode(str, enum.Enum):
     TOPOLOGY_CONFLICT = "TOPOLOGY_CONFLICT"  # agents disagreed on randomize_topology
     SEAT_RELEASED = "SEAT_RELEASED"          # the seat was freed (quit, lease, or hold expiry)
     BUSY = "BUSY"                            # the seat already has a request in flight
+    UNKNOWN_TASK = "UNKNOWN_TASK"            # no world serves the task a JOIN named
+    UNKNOWN_SEAT = "UNKNOWN_SEAT"            # the seat is not known to the broker
+    NOT_YOUR_SEAT = "NOT_YOUR_SEAT"          # the seat belongs to another client
+    NO_WORLD = "NO_WORLD"                    # no live world can take a new game
+    GAME_LOST = "GAME_LOST"                  # the seat's world died; its game is gone
+    BAD_FRAMES = "BAD_FRAMES"                # wrong frame count or frame contents
+    BAD_VERSION = "BAD_VERSION"              # another protocol, or another version of it
 
     def __str__(self) -> str:
         return self.value

@@ -354,3 +354,25 @@ def test_same_seed_same_episode(games: Any, seed: int) -> None:
         game = games(task, seed=seed)
         starts.append((game.call("a", join("A")).observation.state, game.session.seats["a"].goal))
     assert starts[0][0] == starts[1][0] and starts[0][1] == starts[1][1]
+
+
+def test_trace_events_and_released_seats(games: Any) -> None:
+    """The host drains ``events`` (the trace) and ``released`` (seats to free)."""
+    game = games(task_with(ATTACKERS_ONLY))
+    game.session.events = []
+    game.call("a", join("A"))
+    for action in WINNING_ATTACK:
+        game.call("a", action)
+    kinds = [event["kind"] for event in game.session.events]
+    assert kinds == ["join"] + ["step"] * 5 + ["episode"]
+    last_step, episode = game.session.events[-2:]
+    assert last_step["end"] is True and last_step["reward"] == 99 and last_step["action"][0] == 4
+    assert episode["return"] == 95 and episode["end_reason"] == "AgentStatus.Success"
+    assert episode["steps"] == 5 and episode["task"] == "default"
+    game.session.step_events = False
+    game.session.events.clear()
+    game.call("a", reset())
+    game.call("a", WINNING_ATTACK[0])
+    game.call("a", QUIT)
+    assert [event["kind"] for event in game.session.events] == ["reset", "quit"]
+    assert game.session.released == ["a"]

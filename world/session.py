@@ -49,6 +49,7 @@ from protocol import (
     GameStatus,
     Observation,
     ProtocolError,
+    action_to_compact,
     validate_action,
 )
 
@@ -133,6 +134,7 @@ class _Seat:
     reset_vote: tuple[int | None, bool] | None = None
     held: _Held | None = None
     last_trajectory: Trajectory | None = None
+    episode_return: float = 0
 
 
 class GameSession:
@@ -147,6 +149,12 @@ class GameSession:
         self.episode: int = 0
         self.steps_total: int = 0
         self._rewards_assigned = False
+        #: Seats that left the game since the host last drained this list.
+        self.released: list[Hashable] = []
+        #: Trace events since the host last drained them; None turns them off. ``steps``
+        #: False keeps only join/quit/reset/episode events.
+        self.events: list[dict[str, Any]] | None = None
+        self.step_events = True
 
     # ------------------------------------------------------------------ queries
     @property
@@ -214,6 +222,8 @@ class GameSession:
                       status=AgentStatus.PlayingWithTimeout if role is AgentRole.Attacker else AgentStatus.Playing)
         entry.held = _Held("join", request, now + self.task.hold_timeout)
         self.seats[seat] = entry
+        if self.events is not None:
+            self._emit("join", entry, name=clean)
         log.debug("%s: %s joined as %s", self.name, clean, role.value)
         return self._release_started()
 
@@ -237,6 +247,8 @@ class GameSession:
         if entry.ended:
             if not entry.told_end and self._rewards_assigned:
                 entry.told_end = True
+                entry.episode_return += entry.reward
+                self._emit_episode(entry)
                 return [Reply(seat, request, GameStatus.OK, self._observation(entry, end=True))]
             return [Reply(seat, request, GameStatus.FORBIDDEN, Observation(
                 entry.state, entry.reward, True,
@@ -316,6 +328,9 @@ class GameSession:
         entry.reward = task.rewards.step
         if status in _PLAYING:
             entry.trajectory.add_step(action, entry.reward, state)
+            entry.episode_return += entry.reward
+            if self.events is not None and self.step_events:
+                self._emit_step(entry, action, False)
             return [Reply(entry.seat, request, GameStatus.OK, Observation(state, entry.reward, False, {}))]
         entry.ended = True
         entry.trajectory.end_reason = status
@@ -360,6 +375,11 @@ class GameSession:
                 held, s.held = s.held, None
                 assert held.action is not None
                 s.trajectory.add_step(held.action, s.reward, s.state)
+                s.episode_return += s.reward
+                if self.events is not None:
+                    if self.step_events:
+                        self._emit_step(s, held.action, True)
+                    self._emit_episode(s)
                 replies.append(Reply(s.seat, held.request, GameStatus.OK, self._observation(s, end=True)))
                 s.told_end = True
         return replies
@@ -419,6 +439,9 @@ class GameSession:
                 replies.append(self._bad(s.seat, held.request, problem[0], problem[1]))
             return replies
         self._run_reset(next(iter(seeds), None), next(iter(topology), False))
+        if self.events is not None:
+            for s in voters:
+                self._emit("reset", s)
         for s in voters:
             assert s.held is not None
             s.held.done = True
@@ -442,7 +465,7 @@ class GameSession:
             s.state = self.world.start_state(config.start)
             s.goal = self.world.goal_state(config.goal)
             s.trajectory = Trajectory(s.name, s.role, s.state)
-            s.steps, s.reward, s.ended, s.told_end = 0, 0, False, True
+            s.steps, s.reward, s.ended, s.told_end, s.episode_return = 0, 0, False, True, 0
             s.status = AgentStatus.PlayingWithTimeout if s.role is AgentRole.Attacker else AgentStatus.Playing
             s.history.clear()
             s.repeats.clear()
@@ -472,6 +495,9 @@ class GameSession:
     # ------------------------------------------------------------------ leaving
     def _remove(self, entry: _Seat, reason: str) -> list[Reply]:
         self.seats.pop(entry.seat, None)
+        self.released.append(entry.seat)
+        if self.events is not None:
+            self._emit("quit", entry, reason=reason)
         held = entry.held
         entry.held = None
         if held is None:
@@ -496,6 +522,7 @@ class GameSession:
         timeout = self.task.hold_timeout
         if held.kind == "join":
             self.seats.pop(entry.seat, None)
+            self.released.append(entry.seat)
             entry.held = None
             reply = self._bad(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
                               f"The game did not start within {timeout:g} s; the seat was freed.")
@@ -518,6 +545,21 @@ class GameSession:
     def reject(self, seat: Hashable, error: ProtocolError, request: Any = None) -> Reply:
         """The reply to a request that could not even be parsed (BAD_REQUEST, MALFORMED)."""
         return self._malformed(seat, request, error)
+
+    # ------------------------------------------------------------------ trace
+    def _emit(self, kind: str, entry: _Seat, **fields: Any) -> None:
+        assert self.events is not None
+        self.events.append({"kind": kind, "task": self.task.name, "game": self.name, "seat": entry.seat,
+                            "role": entry.role.value, "episode": self.episode, **fields})
+
+    def _emit_step(self, entry: _Seat, action: Action, end: bool) -> None:
+        self._emit("step", entry, step=entry.steps, action=action_to_compact(action), reward=entry.reward,
+                   end=end, end_reason=None if entry.status in _PLAYING else str(entry.status))
+
+    def _emit_episode(self, entry: _Seat) -> None:
+        if self.events is not None:
+            self._emit("episode", entry, steps=entry.steps, end_reason=str(entry.status),
+                       **{"return": entry.episode_return})
 
     # ------------------------------------------------------------------ errors
     def _bad(self, seat: Hashable, request: Any, code: ErrorCode, text: str) -> Reply:
