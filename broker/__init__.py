@@ -1,2 +1,27 @@
-"""The broker: routing between agents and world workers, seats, heartbeats, trace proxy,
-and the NetSecGame TCP gateway. (Built in the distributed-server issue.)"""
+"""The broker: routes agents' requests to world workers and back, places seats in
+games, watches worlds' heartbeats, and proxies the trace (PROTOCOL.md).
+
+>>> from broker import Broker
+>>> broker = Broker(frontend="tcp://127.0.0.1:*", backend="tcp://127.0.0.1:*", trace=None, trace_input=None)
+>>> list(broker.bind())
+['frontend', 'backend']
+>>> broker.close()
+"""
+
+from __future__ import annotations
+
+from .broker import DEFAULT_ENDPOINTS, Broker
+from .placement import GameRecord, Placement, PlacementError, SeatRecord, TaskInfo, WorldRecord
+from .trace import TraceProxy
+
+__all__ = [
+    "DEFAULT_ENDPOINTS",
+    "Broker",
+    "GameRecord",
+    "Placement",
+    "PlacementError",
+    "SeatRecord",
+    "TaskInfo",
+    "TraceProxy",
+    "WorldRecord",
+]

@@ -31,6 +31,7 @@ class ErrorCode(str, enum.Enum):
     UNKNOWN_SEAT = "UNKNOWN_SEAT"            # the seat is not known to the broker
     NOT_YOUR_SEAT = "NOT_YOUR_SEAT"          # the seat belongs to another client
     NO_WORLD = "NO_WORLD"                    # no live world can take a new game
+    GAME_TASK_MISMATCH = "GAME_TASK_MISMATCH"  # the named game plays another task
     GAME_LOST = "GAME_LOST"                  # the seat's world died; its game is gone
     BAD_FRAMES = "BAD_FRAMES"                # wrong frame count or frame contents
     BAD_VERSION = "BAD_VERSION"              # another protocol, or another version of it

@@ -34,8 +34,10 @@ DEFAULT = yaml.safe_load((TASKS / "default.yaml").read_text())
 
 
 def task_with(changes: dict[str, Any]) -> Any:
-    """The default task (attacker vs defender, scenario1_small) with nested changes."""
+    """The default task (attacker vs defender, scenario1_small) with nested changes; both
+    seats needed to start unless ``arena.start`` is given."""
     document = copy.deepcopy(DEFAULT)
+    document["arena"]["start"] = {"Attacker": 1, "Defender": 1}
     for path, value in changes.items():
         node = document
         *parents, last = path.split(".")
@@ -45,8 +47,8 @@ def task_with(changes: dict[str, Any]) -> Any:
     return parse_task(document, "test-task.yaml")
 
 
-ATTACKERS_ONLY = {"arena.seats": {"Attacker": 1}}
-TWO_ATTACKERS = {"arena.seats": {"Attacker": 2}}
+ATTACKERS_ONLY = {"arena.seats": {"Attacker": 1}, "arena.start": {"Attacker": 1}}
+TWO_ATTACKERS = {"arena.seats": {"Attacker": 2}, "arena.start": {"Attacker": 2}}
 
 
 def start_pair(games: Any, task: Any = None) -> Any:
@@ -314,7 +316,7 @@ def test_defender_timeout_waits_for_the_attacker(games: Any) -> None:
 
 def test_benign_agents_use_netsecgame_fixed_views(games: Any) -> None:
     """Reference §4.1: benign start is one to three random start hosts; goal unreachable."""
-    game = games(task_with({"arena.seats": {"Attacker": 1, "Benign": 1}}))
+    game = games(task_with({"arena.seats": {"Attacker": 1, "Benign": 1}, "arena.start": {"Attacker": 1, "Benign": 1}}))
     game.send("a", join("A"))
     benign = game.call("g", join("G", "Benign"))
     assert benign.status is GameStatus.CREATED
@@ -347,7 +349,7 @@ def test_same_seed_same_episode(games: Any, seed: int) -> None:
     document = copy.deepcopy(DEFAULT)
     document["coordinator"]["agents"]["Attacker"]["start_position"]["controlled_hosts"] = ["random"]
     document["coordinator"]["agents"]["Attacker"]["goal"]["known_data"] = {CNC: ["random"]}
-    document["arena"]["seats"] = {"Attacker": 1}
+    document["arena"]["seats"] = document["arena"]["start"] = {"Attacker": 1}
     task = parse_task(document, "random.yaml")
     starts = []
     for _ in range(2):
@@ -376,3 +378,17 @@ def test_trace_events_and_released_seats(games: Any) -> None:
     game.call("a", QUIT)
     assert [event["kind"] for event in game.session.events] == ["reset", "quit"]
     assert game.session.released == ["a"]
+
+
+def test_a_task_may_start_games_before_every_seat_is_taken(games: Any) -> None:
+    """``arena.start``: the default task starts with its attacker; a defender joins the
+    running episode and plays until the attacker's episode ends."""
+    game = games()
+    assert game.call("red", join("Red")).status is GameStatus.CREATED
+    game.call("red", WINNING_ATTACK[0])
+    assert game.call("blue", join("Blue", "Defender")).status is GameStatus.CREATED
+    for action in WINNING_ATTACK[1:]:
+        game.call("blue", scan("192.168.1.1", "192.168.1.0/24"))
+        game.call("red", action)
+    assert game.call("blue", scan("192.168.1.1", "192.168.1.0/24")).observation.info == {
+        "end_reason": "AgentStatus.Fail"}

@@ -146,6 +146,8 @@ BROKEN = [
     ({"arena.seats": {"Wizard": 1}}, "arena.seats.Wizard"),
     ({"arena.seats": {"Attacker": 1, "Benign": 1}, "arena.allowed_roles": ["Attacker"]}, "arena.allowed_roles"),
     ({"arena.colour": "red"}, "arena.colour"),
+    ({"arena.seats": {"Attacker": 1, "Defender": 1}, "arena.start": {"Defender": 2}}, "arena.start.Defender"),
+    ({"arena.seats": {"Attacker": 1, "Defender": 1}, "arena.start": {"Defender": 1}}, "arena.start"),
     ({"arena.hold_timeout": 0}, "arena"),
     ({"arena.seats": {"Attacker": 1, "Defender": 1}, "coordinator.agents.Defender": KeyError},
      "coordinator.agents.Defender"),
@@ -172,6 +174,7 @@ def test_default_task_is_attacker_against_defender() -> None:
     task = load_task()
     assert task.name == "default" and task.scenario.name == "scenario1_small"
     assert task.seats == {AgentRole.Attacker: 1, AgentRole.Defender: 1}
+    assert task.start == {AgentRole.Attacker: 1}
 
 
 def test_configuration_hash_depends_on_content_only(tmp_path: Path) -> None:

@@ -4,8 +4,8 @@ It takes JoinGame / game actions / ResetGame / QuitGame from several seats and r
 the replies each event releases, shaped as NetSecGame's (reference netsecgame.md §2.2,
 §3), with DESIGN §3's rules:
 
-* a game starts when its seats are filled and at least one attacker is present; join
-  replies are held until then;
+* a game starts when its seats are filled (or the task's ``arena.start`` players are
+  there) and at least one attacker is present; join replies are held until then;
 * an agent whose episode ended waits for the others; the episode's final rewards are
   assigned once every agent's episode has ended (reference §3.4);
 * defenders and benign agents have no goal check; their episode ends when every
@@ -161,7 +161,7 @@ class GameSession:
     def started(self) -> bool:
         counts = Counter(seat.role for seat in self.seats.values())
         return (counts.get(AgentRole.Attacker, 0) >= 1
-                and all(counts.get(role, 0) >= wanted for role, wanted in self.task.seats.items()))
+                and all(counts.get(role, 0) >= wanted for role, wanted in self.task.start.items()))
 
     def free_seats(self, role: AgentRole) -> int:
         taken = sum(1 for seat in self.seats.values() if seat.role is role)

@@ -12,6 +12,8 @@ rewards, switches). netsec-arena adds:
         name: my-task            # how agents and the broker name the task (default: file stem)
         seats: {Attacker: 1, Defender: 1}   # seats per role in one game
                                  # (default: env.required_players attackers)
+        start: {Attacker: 1}     # players per role a game needs to start (default: every
+                                 # seat); later players join the running episode
         allowed_roles: [Attacker, Defender] # default: the roles that have seats
         hold_timeout: 60         # seconds a held reply may wait (default 60)
         seat_lease: 600          # seconds a silent seat is kept (default 600)
@@ -69,7 +71,7 @@ _HOST_TOKENS = ("random", "all_local")
 _ROLE_KEYS = ("Attacker", "Defender", "Benign")
 _START_KEYS = ("known_networks", "known_hosts", "controlled_hosts", "known_services", "known_data")
 _GOAL_KEYS = (*_START_KEYS, "known_blocks")
-_ARENA_KEYS = ("name", "seats", "allowed_roles", "hold_timeout", "seat_lease", "trajectory_dir")
+_ARENA_KEYS = ("name", "seats", "start", "allowed_roles", "hold_timeout", "seat_lease", "trajectory_dir")
 _ENV_KEYS = ("scenario", "scenario_file", "use_global_defender", "use_dynamic_addresses",
              "use_firewall", "save_trajectories", "required_players", "rewards", "random_seed",
              "actions", "store_replay_buffer", "goal_reward", "detection_reward", "step_reward")
@@ -139,6 +141,8 @@ class TaskConfig:
     save_trajectories: bool = False
     required_players: int = 1
     seats: Mapping[AgentRole, int] = attrs.field(factory=lambda: {AgentRole.Attacker: 1})
+    #: players per role needed to start a game (default: every seat)
+    start: Mapping[AgentRole, int] = attrs.field(factory=lambda: {AgentRole.Attacker: 1})
     allowed_roles: frozenset[AgentRole] = frozenset({AgentRole.Attacker})
     hold_timeout: float = 60.0
     seat_lease: float = 600.0
@@ -384,6 +388,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         raise reader.fail("env.required_players", f"expected a whole number >= 1, got {required!r}")
 
     seats, allowed = _seats(reader, arena, required)
+    start = _start(reader, arena, seats)
     for role in allowed:
         if role not in roles:
             raise reader.fail(f"coordinator.agents.{role.value}",
@@ -414,6 +419,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         save_trajectories=reader.flag(env.get("save_trajectories"), "env.save_trajectories", False),
         required_players=required,
         seats=seats,
+        start=start,
         allowed_roles=allowed,
         hold_timeout=float(hold_timeout),
         seat_lease=float(seat_lease),
@@ -490,6 +496,26 @@ def _seats(reader: _Reader, arena: dict[str, Any], required: int
             if role not in allowed:
                 raise reader.fail("arena.allowed_roles", f"{role.value} has seats but is not allowed")
     return seats, allowed
+
+
+def _start(reader: _Reader, arena: dict[str, Any], seats: dict[AgentRole, int]) -> dict[AgentRole, int]:
+    raw = arena.get("start")
+    if raw is None:
+        return dict(seats)
+    start: dict[AgentRole, int] = {}
+    for role_name, count in reader.mapping(raw, "arena.start").items():
+        try:
+            role = _role_name(role_name)
+        except ValueError:
+            raise reader.fail(f"arena.start.{role_name}", "unknown role") from None
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= seats.get(role, 0):
+            raise reader.fail(f"arena.start.{role_name}",
+                              f"expected a count between 0 and the role's {seats.get(role, 0)} seats, got {count!r}")
+        if count:
+            start[role] = count
+    if start.get(AgentRole.Attacker, 0) < 1:
+        raise reader.fail("arena.start", "a game needs at least one Attacker to start")
+    return start
 
 
 def load_task(location: str | os.PathLike[str] | None = None) -> TaskConfig:
