@@ -1,6 +1,5 @@
-"""Agent side of netsec-arena: NetSecGame's client helpers, scripted policies, and
-in-process play. (The network clients, ``BaseAgent`` and ``ParallelBaseAgent``,
-arrive with the broker.)
+"""Agent side of netsec-arena: the clients (``BaseAgent``, ``ParallelBaseAgent``),
+NetSecGame's client helpers, scripted policies, trace monitoring and in-process play.
 
 >>> from agents import generate_valid_actions
 >>> from protocol import IP, GameState, Network
@@ -12,6 +11,8 @@ arrive with the broker.)
 
 from __future__ import annotations
 
+from .client import BaseAgent, RequestFailure
+from .parallel import ParallelBaseAgent
 from .policies import (
     POLICIES,
     Policy,
@@ -41,7 +42,10 @@ from .utils import (
 
 __all__ = [
     "POLICIES",
+    "BaseAgent",
+    "ParallelBaseAgent",
     "Policy",
+    "RequestFailure",
     "TrajectoryRecorder",
     "action_sort_key",
     "append_jsonl_line",

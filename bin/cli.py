@@ -1,7 +1,12 @@
-"""The ``arena`` command.
+"""The ``arena`` command (DESIGN §5).
 
-    arena demo              attacker against defender on the built-in task, with a summary
-    arena demo --json       the summary as one JSON object
+    arena up          broker + worlds as child processes; Ctrl-C stops them all
+    arena broker      the broker alone
+    arena world       one world worker
+    arena play        agents playing through the broker (progress bar, summary, --json)
+    arena monitor     live per-task figures from the trace, or JSONL
+    arena status      worlds, tasks, games and seats
+    arena demo        attacker against defender on the default task, then a summary
 
 Installed as the ``arena`` console script; also ``python -m bin``.
 """
@@ -10,94 +15,341 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
-from agents.local import EpisodeResult, LocalMatch
+from agents.monitor import TraceFigures, TraceMonitor
+from agents.play import EpisodeOutcome, Summary, play_episodes, play_parallel
 from agents.policies import POLICIES
+from agents.status import query_status
+from broker import DEFAULT_ENDPOINTS
 from protocol import AgentRole, ArenaError
 from world import TaskConfigError, load_task
 
+from .stack import Stack, write_endpoints
+
 __all__ = ["main"]
 
+log = logging.getLogger("arena")
 
-def summarize(results: list[EpisodeResult], seconds: float) -> dict[str, Any]:
-    """The figures ``arena demo`` and ``arena play`` report."""
-    attacker_returns = [p.episode_return for r in results for p in r.of_role(AgentRole.Attacker)]
-    defender_returns = [p.episode_return for r in results for p in r.of_role(AgentRole.Defender)]
-    steps = sum(r.steps for r in results)
-    return {
-        "episodes": len(results),
-        "wins": sum(r.attacker_won for r in results),
-        "detections": sum(r.attacker_detected for r in results),
-        "timeouts": sum(r.attacker_timed_out for r in results),
-        "mean_return": sum(attacker_returns) / len(attacker_returns) if attacker_returns else 0.0,
-        "mean_defender_return": sum(defender_returns) / len(defender_returns) if defender_returns else 0.0,
-        "steps": steps,
-        "steps_per_second": steps / seconds if seconds > 0 else 0.0,
-    }
+_ROLE_OF_AGENT = {"random": "Attacker", "kill-chain": "Attacker", "defender": "Defender", "benign": "Benign"}
+
+
+@contextmanager
+def _stop_on_signals(stop: Any) -> Iterator[None]:
+    """SIGINT and SIGTERM call ``stop()`` instead of killing the process mid-step."""
+    previous = {sig: signal.signal(sig, lambda *_: stop()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _load_tasks(locations: tuple[str, ...]) -> list[Any]:
+    try:
+        return [load_task(location) for location in locations] or [load_task()]
+    except TaskConfigError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More log output (-v info, -vv debug).")
-def main(verbose: int) -> None:
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def main(log_level: str) -> None:
     """netsec-arena: the NetSecGame network-security game, served at scale."""
-    logging.basicConfig(level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)],
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+# ---------------------------------------------------------------------- servers
+@main.command()
+@click.option("--frontend", default=DEFAULT_ENDPOINTS["frontend"], show_default=True, help="Agents connect here.")
+@click.option("--backend", default=DEFAULT_ENDPOINTS["backend"], show_default=True, help="Worlds connect here.")
+@click.option("--trace", default=DEFAULT_ENDPOINTS["trace"], show_default=True, help="Monitors subscribe here.")
+@click.option("--trace-input", default=DEFAULT_ENDPOINTS["trace_input"], show_default=True,
+              help="Worlds publish the trace here.")
+@click.option("--heartbeat", default=1.0, show_default=True, type=click.FloatRange(0.01), help="Seconds.")
+@click.option("--liveness", default=3, show_default=True, type=click.IntRange(3), help="Missed heartbeats.")
+@click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound endpoints here (JSON).")
+def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat: float, liveness: int,
+           endpoints_file: str | None) -> None:
+    """Run the broker: routes agents to world workers; `*` ports are bound and printed."""
+    from broker import Broker
+
+    server = Broker(frontend, backend, trace, trace_input, heartbeat=heartbeat, liveness=liveness)
+    endpoints = server.bind()
+    click.echo(json.dumps(endpoints))
+    if endpoints_file:
+        write_endpoints(endpoints_file, endpoints)
+    with _stop_on_signals(server.stop):
+        try:
+            server.run()
+        finally:
+            server.close()
+
+
+@main.command()
+@click.option("--backend", default=DEFAULT_ENDPOINTS["backend"], show_default=True, help="The broker's backend.")
+@click.option("--task", "tasks", multiple=True, metavar="FILE_OR_URL", help="Task to serve (repeatable).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--capacity", default=1000, show_default=True, type=click.IntRange(1), help="Games at most.")
+@click.option("--trace-input", default=DEFAULT_ENDPOINTS["trace_input"], show_default=True,
+              help="The broker's trace input ('' for none).")
+@click.option("--trace-level", default="steps", show_default=True, type=click.Choice(["off", "episodes", "steps"]))
+@click.option("--heartbeat", default=1.0, show_default=True, type=click.FloatRange(0.01), help="Seconds.")
+@click.option("--name", default=None, help="World id (default w-<host>-<pid>).")
+@click.option("--ready-file", type=click.Path(dir_okay=False), hidden=True)
+def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_input: str, trace_level: str,
+          heartbeat: float, name: str | None, ready_file: str | None) -> None:
+    """Run one world worker: hosts games of its tasks, created on demand."""
+    from world.worker import WorldWorker
+
+    worker = WorldWorker(backend, _load_tasks(tasks), seed=seed, capacity=capacity,
+                         trace_input=trace_input or None, name=name, heartbeat=heartbeat, trace_level=trace_level)
+    if ready_file:
+        write_endpoints(ready_file, {"world": worker.name, "tasks": sorted(worker.tasks)})
+    with _stop_on_signals(worker.stop):
+        worker.run()
+
+
+@main.command()
+@click.option("--task", "tasks", multiple=True, metavar="FILE_OR_URL", help="Task to serve (repeatable).")
+@click.option("--worlds", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--frontend", default=DEFAULT_ENDPOINTS["frontend"], show_default=True)
+@click.option("--backend", default=DEFAULT_ENDPOINTS["backend"], show_default=True)
+@click.option("--trace", default=DEFAULT_ENDPOINTS["trace"], show_default=True)
+@click.option("--trace-input", default=DEFAULT_ENDPOINTS["trace_input"], show_default=True)
+@click.option("--gateway", default=None, metavar="HOST:PORT", help="NetSecGame TCP gateway (not yet available).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound endpoints here (JSON).")
+def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: str, trace_input: str,
+       gateway: str | None, seed: int, endpoints_file: str | None) -> None:
+    """Start a broker and N world workers as child processes; Ctrl-C or SIGTERM stops them all."""
+    if gateway:
+        raise click.ClickException("the NetSecGame gateway is not part of this release yet")
+    _load_tasks(tasks)  # fail here, not in a child, on a broken task
+    stack = Stack(tasks=tasks, worlds=worlds, seed=seed, frontend=frontend, backend=backend, trace=trace,
+                  trace_input=trace_input)
+    stopping = threading.Event()
+    with _stop_on_signals(stopping.set):
+        try:
+            endpoints = stack.start()
+        except (RuntimeError, TimeoutError) as error:
+            raise click.ClickException(f"the stack did not start: {error}") from None
+        try:
+            if endpoints_file:
+                write_endpoints(endpoints_file, endpoints)
+            click.echo(json.dumps({k: v for k, v in endpoints.items() if k != "pids"}))
+            click.echo(f"arena up: broker and {worlds} worlds running; Ctrl-C stops them", err=True)
+            while not stopping.wait(0.5):
+                dead = [p for p in stack.processes if p.poll() is not None]
+                if dead:
+                    click.echo(f"arena up: process {dead[0].pid} exited ({dead[0].returncode}); stopping",
+                               err=True)
+                    break
+        finally:
+            stack.stop()
+    click.echo("arena up: stopped", err=True)
+
+
+# ---------------------------------------------------------------------- clients
+@main.command()
+@click.option("--broker", "address", default=DEFAULT_ENDPOINTS["frontend"], show_default=True)
+@click.option("--agent", default="random", show_default=True, type=click.Choice(sorted(POLICIES)))
+@click.option("--role", default=None, type=click.Choice(["Attacker", "Defender", "Benign"], case_sensitive=False),
+              help="Default: the agent's natural role.")
+@click.option("--task", default=None, help="Task name on the broker (default: its only or default task).")
+@click.option("--game", default=None, help="Join this named game.")
+@click.option("--episodes", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--envs", default=1, show_default=True, type=click.IntRange(1, 4096), help="Parallel environments.")
+@click.option("--batched/--unbatched", default=True, show_default=True, help="Batch steps per world (--envs > 1).")
+@click.option("--seed", default=42, show_default=True, type=int)
+@click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per reply.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+def play(address: str, agent: str, role: str | None, task: str | None, game: str | None, episodes: int, envs: int,
+         batched: bool, seed: int, timeout: float, as_json: bool) -> None:
+    """Play episodes through the broker with a scripted policy, then summarise."""
+    from agents import BaseAgent, ParallelBaseAgent
+
+    role_value = AgentRole.from_string(role or _ROLE_OF_AGENT[agent])
+    summary = Summary()
+    try:
+        if envs == 1:
+            client: Any = BaseAgent(address, role_value, task=task, game=game, name=f"arena-{agent}",
+                                    timeout=timeout)
+            loop = play_episodes
+        else:
+            client = ParallelBaseAgent(address, role_value, envs, task=task, game=game, batched=batched,
+                                       timeout=timeout)
+            loop = play_parallel
+        with _progress(episodes, f"{agent} ({role_value.value})", summary, quiet=as_json) as report:
+            try:
+                for outcome in loop(client, POLICIES[agent], episodes, random.Random(seed)):
+                    report(outcome)
+                    if summary.episodes >= episodes:
+                        break
+            finally:
+                client.terminate_connection()
+    except ArenaError as error:
+        raise click.ClickException(str(error)) from None
+    _print_summary(summary.as_dict(), as_json)
+
+
+@contextmanager
+def _progress(episodes: int, label: str, summary: Summary, *, quiet: bool) -> Iterator[Any]:
+    def figures(_: Any) -> str:
+        return f"wins {summary.wins}/{summary.episodes}, {summary.steps} steps" if summary.episodes else ""
+
+    if quiet:
+        yield summary.add
+        return
+    with click.progressbar(length=episodes, label=label, item_show_func=figures, file=sys.stderr) as bar:
+        def report(outcome: EpisodeOutcome) -> None:
+            summary.add(outcome)
+            bar.update(1, outcome)
+
+        yield report
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    click.echo(f"{summary['episodes']} episodes: {summary['wins']} wins, {summary['detections']} detections, "
+               f"{summary['timeouts']} timeouts; mean return {summary['mean_return']:.1f}")
+    click.echo(f"{summary['steps']} steps, {summary['steps_per_second']:,.0f} steps/s")
+
+
+@main.command()
+@click.option("--trace", "address", default=DEFAULT_ENDPOINTS["trace"], show_default=True)
+@click.option("--jsonl", type=click.Path(dir_okay=False), help="Append every trace message to this file.")
+@click.option("--once", is_flag=True, help="Collect for --seconds, print one snapshot and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Snapshots as JSON.")
+@click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(0.1),
+              help="With --once: how long to collect. Otherwise: refresh interval.")
+@click.option("--duration", default=None, type=click.FloatRange(0.1), help="Stop after this many seconds.")
+def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds: float,
+            duration: float | None) -> None:
+    """Watch the trace: live per-task figures, or every message to a JSONL file."""
+    from agents.utils import append_jsonl_line
+
+    figures = TraceFigures()
+    stopping = threading.Event()
+    deadline = time.monotonic() + (seconds if once else duration or float("inf"))
+    with TraceMonitor(address) as subscriber, _stop_on_signals(stopping.set):
+        next_print = time.monotonic() + seconds
+        while not stopping.is_set() and time.monotonic() < deadline:
+            for topic, message in subscriber.receive(min(0.5, max(0.0, deadline - time.monotonic()))):
+                figures.add_message(message)
+                if jsonl:
+                    append_jsonl_line(jsonl, {"topic": topic, **message})
+            if not once and time.monotonic() >= next_print:
+                next_print += seconds
+                _show_figures(figures.snapshot(), as_json)
+    if once or not jsonl:
+        _show_figures(figures.snapshot(), as_json)
+
+
+def _show_figures(snapshot: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(snapshot, default=str))
+        return
+    click.echo(f"[{snapshot['seconds']:.0f}s] {snapshot['messages']} messages, {snapshot['gaps']} gaps")
+    for name, task in snapshot["tasks"].items():
+        click.echo(f"  {name}: {task['steps']} steps ({task['steps_per_second']:,.0f}/s), {task['episodes']} "
+                   f"episodes, wins {task['wins']}, detections {task['detections']}, timeouts "
+                   f"{task['timeouts']}, mean return {task['mean_return']:.1f}, games {task['games']}")
+
+
+@main.command()
+@click.option("--broker", "address", default=DEFAULT_ENDPOINTS["frontend"], show_default=True)
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1))
+@click.option("--json", "as_json", is_flag=True)
+def status(address: str, timeout: float, as_json: bool) -> None:
+    """List the broker's worlds, tasks, games and seats."""
+    answer = query_status(address, timeout=timeout)
+    if not answer:
+        raise click.ClickException(f"no answer from a broker at {address} within {timeout:g} s")
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    click.echo(f"tasks: {', '.join(answer['tasks']) or '-'}; seats: {answer['seats']}")
+    for entry in answer["worlds"]:
+        click.echo(f"world {entry['world']}: tasks {', '.join(entry['tasks'])}, games {entry['games']}/"
+                   f"{entry['capacity']}, seats {entry['seats']}, up {entry['alive_for']:.0f} s")
+    for entry in answer["games"]:
+        click.echo(f"  game {entry['game']} ({entry['task']}) on {entry['world']}: {entry['seats']}")
 
 
 @main.command()
 @click.option("--task", "task_location", default=None, metavar="FILE_OR_URL",
               help="Task file or http(s) URL (default: the built-in attacker-vs-defender task).")
-@click.option("--episodes", default=20, show_default=True, type=click.IntRange(1, 100_000))
-@click.option("--attacker", default="kill-chain", show_default=True, type=click.Choice(sorted(POLICIES)))
-@click.option("--defender", default="defender", show_default=True, type=click.Choice(sorted(POLICIES)))
+@click.option("--episodes", default=10, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
-def demo(task_location: str | None, episodes: int, attacker: str, defender: str, seed: int,
-         as_json: bool) -> None:
-    """Attacker against defender in one game, live figures, then a summary.
+def demo(task_location: str | None, episodes: int, seed: int, as_json: bool) -> None:
+    """Start the stack, play a kill-chain attacker against a defender in one named game,
+    show live figures and a summary, and stop everything."""
+    from agents import BaseAgent
 
-    The game runs in this process (the broker and world workers arrive in the next
-    release); the figures are those `arena play` reports.
-    """
-    try:
-        task = load_task(task_location)
-    except TaskConfigError as error:
-        raise click.ClickException(str(error)) from None
-    players = [("attacker", AgentRole.Attacker, POLICIES[attacker])]
-    if task.seats.get(AgentRole.Defender):
-        players.append(("defender", AgentRole.Defender, POLICIES[defender]))
-    match = LocalMatch(task, players, seed=seed)
-    results: list[EpisodeResult] = []
-    started = time.perf_counter()
+    task = _load_tasks((task_location,) if task_location else ())[0]
+    summary = Summary()
+    defender_summary = Summary()
+    errors: list[BaseException] = []
+    with Stack(tasks=[task_location] if task_location else [], worlds=1, seed=seed) as stack:
+        frontend = stack.endpoints["frontend"]
 
-    def figures(_: Any) -> str:
-        if not results:
-            return ""
-        wins = sum(r.attacker_won for r in results)
-        return f"attacker wins {wins}/{len(results)}, steps {sum(r.steps for r in results)}"
+        def defend() -> None:
+            try:
+                agent = BaseAgent(frontend, AgentRole.Defender, task=task.name, game="demo", name="defender")
+                try:
+                    for outcome in play_episodes(agent, POLICIES["defender"], episodes, random.Random(seed + 1)):
+                        defender_summary.add(outcome)
+                finally:
+                    agent.terminate_connection()
+            except BaseException as error:  # reported by the main thread
+                errors.append(error)
 
-    try:
-        with click.progressbar(length=episodes, label=f"{task.name}: attacker vs defender",
-                               item_show_func=figures, file=click.get_text_stream("stderr")) as bar:
-            for result in match.play(episodes):
-                results.append(result)
-                bar.update(1, result)
-    except ArenaError as error:
-        raise click.ClickException(str(error)) from None
-    summary = summarize(results, time.perf_counter() - started)
+        defender = threading.Thread(target=defend, name="defender", daemon=True)
+        defender.start()
+        _wait_for_seat(frontend, "demo", "Defender", errors)  # so the game starts with both players
+        attacker = BaseAgent(frontend, AgentRole.Attacker, task=task.name, game="demo", name="attacker")
+        try:
+            with _progress(episodes, f"{task.name}: attacker vs defender", summary, quiet=as_json) as report:
+                for outcome in play_episodes(attacker, POLICIES["kill-chain"], episodes, random.Random(seed)):
+                    report(outcome)
+        except ArenaError as error:
+            raise click.ClickException(str(error)) from None
+        finally:
+            attacker.terminate_connection()
+            defender.join(timeout=30)
+    if errors:
+        raise click.ClickException(f"the defender failed: {errors[0]}")
+    result = summary.as_dict()
+    result["mean_defender_return"] = defender_summary.as_dict()["mean_return"]
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps(result))
         return
-    click.echo(f"task {task.name} ({task.scenario.name}), {summary['episodes']} episodes, seed {seed}")
-    click.echo(f"  attacker wins {summary['wins']}, detections {summary['detections']}, "
-               f"timeouts {summary['timeouts']}")
-    click.echo(f"  mean return: attacker {summary['mean_return']:.1f}, "
-               f"defender {summary['mean_defender_return']:.1f}")
-    click.echo(f"  {summary['steps']} steps, {summary['steps_per_second']:,.0f} steps/s")
+    _print_summary(result, False)
+    click.echo(f"defender mean return {result['mean_defender_return']:.1f}")
+
+
+def _wait_for_seat(frontend: str, game: str, role: str, errors: list[BaseException], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not errors:
+        games = query_status(frontend, timeout=1.0).get("games", [])
+        if any(g["game"] == game and g["seats"].get(role) for g in games):
+            return
+        time.sleep(0.05)  # another process's state: nothing to wait on but a query
+    raise click.ClickException(f"the {role.lower()} did not take its seat in game {game!r}")
 
 
 if __name__ == "__main__":

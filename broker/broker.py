@@ -110,8 +110,8 @@ class Broker:
         self._stop.set()
 
     def close(self) -> None:
-        for world in list(self.placement.worlds.values()):
-            self._send_world(world.identity, [PROTOCOL_FRAME, _DISCONNECT])
+        """Close the sockets. Worlds are not told: to them a broker that went away is one
+        that may come back, and they re-register with their games (DESIGN §7)."""
         if self.trace_proxy is not None:
             self.trace_proxy.close()
         self.frontend.close(linger=0)
@@ -129,7 +129,7 @@ class Broker:
         poller = zmq.Poller()
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
-        next_beat = time.monotonic() + self.heartbeat
+        next_beat = time.monotonic()
         log.info("broker serving: %s", self.endpoints)
         while not self._stop.is_set():
             timeout = max(0.0, next_beat - time.monotonic())
@@ -141,7 +141,8 @@ class Broker:
             now = time.monotonic()
             if now >= next_beat:
                 self._beat(now)
-                next_beat = now + self.heartbeat
+                beats = [w.heartbeat for w in self.placement.worlds.values()]
+                next_beat = now + min([self.heartbeat, *beats]) / 2
 
     def _drain(self, socket: zmq.Socket, handler: Any, limit: int = 1000) -> None:
         """Handle what is queued, at most ``limit`` messages, so neither side starves."""
@@ -285,7 +286,7 @@ class Broker:
             if world is None:
                 self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
                 return
-            world.expiry = time.monotonic() + self.heartbeat * self.liveness
+            world.expiry = time.monotonic() + world.heartbeat * self.liveness
             client, inner = frames[3], frames[4]
             inflight = world.inflight
             if inner == _BATCH:
@@ -298,13 +299,13 @@ class Broker:
             if world is None:
                 self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             else:
-                world.expiry = time.monotonic() + self.heartbeat * self.liveness
+                world.expiry = time.monotonic() + world.heartbeat * self.liveness
         elif command == _READY:
             self._on_ready(identity, frames)
         elif command == _RELEASE:
             if world is None:
                 return
-            world.expiry = time.monotonic() + self.heartbeat * self.liveness
+            world.expiry = time.monotonic() + world.heartbeat * self.liveness
             body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) > 3 else {}
             for seat in body.get("seats", []) if isinstance(body, dict) else []:
                 self.placement.release(seat.encode() if isinstance(seat, str) else bytes(seat))
@@ -327,9 +328,13 @@ class Broker:
             }
             now = time.monotonic()
             heartbeat = float(body.get("heartbeat", self.heartbeat))
+            if not 0 < heartbeat <= 60:
+                raise ValueError(f"heartbeat {heartbeat} s is out of range")
             world = WorldRecord(identity, str(body["world"]), int(body.get("capacity", 1000)), tasks, heartbeat,
-                                expiry=now + max(heartbeat, self.heartbeat) * self.liveness, registered_at=now)
+                                expiry=now + heartbeat * self.liveness, registered_at=now)
             self._world_gone(identity, "it registered again")
+            for other in [w for w in self.placement.worlds.values() if w.name == world.name]:
+                self._world_gone(other.identity, "it registered again on a new connection")
             self.placement.add_world(world, body.get("games", []))
         except (ProtocolError, KeyError, TypeError, ValueError, AttributeError) as error:
             log.warning("READY refused: %s", error)
@@ -358,9 +363,11 @@ class Broker:
             log.debug("world %r is unreachable: message dropped", identity)
 
     def _beat(self, now: float) -> None:
+        """Heartbeat each world at its own rate; declare silent worlds dead."""
         for world in list(self.placement.worlds.values()):
             if world.expiry <= now:
                 self._send_world(world.identity, [PROTOCOL_FRAME, _DISCONNECT])
                 self._world_gone(world.identity, "it missed its heartbeats")
-            else:
+            elif now >= world.next_beat:
                 self._send_world(world.identity, [PROTOCOL_FRAME, _HEARTBEAT])
+                world.next_beat = now + world.heartbeat

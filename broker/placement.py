@@ -55,6 +55,7 @@ class WorldRecord:
     expiry: float
     registered_at: float
     games: set[str] = attrs.Factory(set)
+    next_beat: float = 0.0
     #: requests forwarded and not yet answered: (seat, seq) -> (client, command)
     inflight: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = attrs.Factory(dict)
 

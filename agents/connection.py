@@ -1,0 +1,290 @@
+"""Socket and request plumbing shared by :class:`~agents.client.BaseAgent` and
+:class:`~agents.parallel.ParallelBaseAgent` (PROTOCOL.md §1, agent side).
+
+A :class:`Connection` is one DEALER socket connected to one broker frontend. It numbers
+requests per seat (8-byte big-endian counters, ``protocol.seq_bytes``), sends without
+ever blocking, and splits what comes back (single replies and batch replies alike) into
+``(command, seat, seq, body)`` entries, which the clients match to their requests by
+``(seat, seq)`` (a JOIN's reply by its sequence number alone: the seat is new).
+:func:`await_replies` is the one bounded wait both clients use.
+
+A request that fails never raises: the client gets a :class:`RequestFailure` (status,
+code, message), logs it and keeps it in ``last_error``.
+
+    connection = Connection("tcp://127.0.0.1:5570")
+    seq = connection.next_seq(b"")
+    connection.send([PROTOCOL_FRAME, Command.JOIN.frame, b"", seq, body])
+    ...
+    connection.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import zmq
+
+from protocol import (
+    PROTOCOL_FRAME,
+    Command,
+    ErrorCode,
+    GameStatus,
+    ProtocolError,
+    ReplyBody,
+    decode_reply,
+    int_from_seq,
+    seq_bytes,
+)
+
+__all__ = [
+    "BAD_REPLY",
+    "CLOSED",
+    "HWM",
+    "NIL_BODY",
+    "SEND_FAILED",
+    "TIMEOUT",
+    "Connection",
+    "Key",
+    "RequestFailure",
+    "await_replies",
+    "failure_of",
+    "split_reply",
+]
+
+#: ``RequestFailure.code`` values for failures seen by the client itself (the server's
+#: own codes are :class:`protocol.ErrorCode` members).
+TIMEOUT = "TIMEOUT"          # no reply within the client's timeout
+BAD_REPLY = "BAD_REPLY"      # a reply came but could not be decoded
+SEND_FAILED = "SEND_FAILED"  # the request could not be queued (socket at its high-water mark)
+CLOSED = "CLOSED"            # the client's connection was already terminated
+
+#: Send and receive high-water marks (messages) of a client socket: far above what a
+#: client keeps in flight, so pipelining never hits them, but not unbounded.
+HWM = 100_000
+
+#: A request's key: ``(seat frame, seq frame)``; a JOIN's seat is ``b""``.
+Key = tuple[bytes, bytes]
+
+_JOIN = Command.JOIN.frame
+_BATCH = Command.BATCH.frame
+#: msgpack nil: the body of QUIT and STATUS.
+NIL_BODY = b"\xc0"
+
+
+@attrs.frozen
+class RequestFailure:
+    """Why a request returned None (or was refused): what ``last_error`` holds.
+
+    ``status`` is the reply's status (None when no usable reply came), ``code`` an
+    :class:`~protocol.ErrorCode` from the server or one of the client's own codes
+    (``TIMEOUT``, ``BAD_REPLY``, ``SEND_FAILED``, ``CLOSED``), ``message`` the reason.
+
+    >>> str(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.UNKNOWN_SEAT, "Unknown seat"))
+    'GameStatus.BAD_REQUEST UNKNOWN_SEAT: Unknown seat'
+    """
+
+    status: GameStatus | None
+    code: ErrorCode | str | None
+    message: str
+
+    def __str__(self) -> str:
+        head = " ".join(str(part) for part in (self.status, self.code) if part is not None)
+        return f"{head}: {self.message}" if head else self.message
+
+
+def failure_of(reply: ReplyBody) -> RequestFailure:
+    """The failure a reply describes (its status, code and message/reason)."""
+    message = reply.message
+    if isinstance(message, dict):
+        text = str(message.get("message", "")) or "no message"
+        reason = message.get("reason")
+        if reason:
+            text = f"{text} ({reason})"
+    elif message is None:
+        text = "no observation in the reply"
+    else:
+        text = str(message)
+    return RequestFailure(reply.status, reply.code, text)
+
+
+def split_reply(frames: list[bytes]) -> list[tuple[bytes, bytes, bytes, bytes]] | None:
+    """``[(command, seat, seq, body)]`` of one message from the broker, None if malformed.
+
+    A single reply ``[ARENA1][command][seat][seq][body]`` gives one entry; a batch
+    reply ``[ARENA1][BATCH][world][inner][seat][seq][body]...`` one per triple, with the
+    inner command (an empty batch gives none).
+
+    >>> split_reply([b"ARENA1", b"\\x03", b"w-1", b"\\x02", b"s-1", b"1", b"x", b"s-2", b"2", b"y"])
+    [(b'\\x02', b's-1', b'1', b'x'), (b'\\x02', b's-2', b'2', b'y')]
+    """
+    count = len(frames)
+    if count < 2 or frames[0] != PROTOCOL_FRAME:
+        return None
+    command = frames[1]
+    if command == _BATCH and count >= 4 and (count - 4) % 3 == 0:
+        inner = frames[3]
+        return [(inner, frames[i], frames[i + 1], frames[i + 2]) for i in range(4, count, 3)]
+    if count != 5:
+        return None
+    return [(command, frames[2], frames[3], frames[4])]
+
+
+class Connection:
+    """One DEALER socket to one broker frontend (LINGER 0, explicit high-water marks)."""
+
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, *, hwm: int = HWM) -> None:
+        self.endpoint = endpoint
+        self.context = context if context is not None else zmq.Context.instance()
+        socket = self.context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.SNDHWM, hwm)
+        socket.setsockopt(zmq.RCVHWM, hwm)
+        try:
+            socket.connect(endpoint)
+        except zmq.ZMQError:
+            socket.close(linger=0)
+            raise
+        self.socket: zmq.Socket | None = socket
+        self._seqs: dict[bytes, int] = {}
+        #: Replies that matched no request in flight (stale, duplicate or foreign).
+        self.discarded = 0
+
+    @property
+    def closed(self) -> bool:
+        return self.socket is None
+
+    # ------------------------------------------------------------------ numbering
+    def next_seq(self, seat: bytes) -> bytes:
+        """The next sequence frame of ``seat`` (``b""`` numbers this socket's JOINs)."""
+        number = self._seqs.get(seat, 0) + 1
+        self._seqs[seat] = number
+        return seq_bytes(number)
+
+    def adopt_seat(self, seat: bytes, join_seq: bytes) -> None:
+        """A JOIN gave ``seat``: its own numbers continue after the JOIN's, so every
+        seat's sequence only ever grows (what a world's per-seat reply cache relies on)."""
+        self._seqs[seat] = max(self._seqs.get(seat, 0), int_from_seq(join_seq))
+
+    def forget_seat(self, seat: bytes) -> None:
+        self._seqs.pop(seat, None)
+
+    # ------------------------------------------------------------------ I/O
+    def send(self, frames: list[bytes]) -> RequestFailure | None:
+        """Queue one message without blocking; a failure instead of an exception."""
+        socket = self.socket
+        if socket is None:
+            return RequestFailure(None, CLOSED, "the connection was terminated")
+        try:
+            socket.send_multipart(frames, zmq.NOBLOCK, copy=True)
+        except zmq.Again:
+            return RequestFailure(None, SEND_FAILED, f"the send queue to {self.endpoint} is full")
+        except zmq.ZMQError as error:
+            return RequestFailure(None, SEND_FAILED, f"cannot send to {self.endpoint}: {error}")
+        return None
+
+    def received(self) -> Iterator[list[bytes]]:
+        """Every message already queued on the socket (never blocks)."""
+        socket = self.socket
+        if socket is None:
+            return
+        recv = socket.recv_multipart
+        while True:
+            try:
+                yield recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    def close(self) -> None:
+        socket, self.socket = self.socket, None
+        if socket is not None:
+            socket.close(linger=0)
+
+
+def _decode(body: bytes) -> ReplyBody | RequestFailure:
+    try:
+        return decode_reply(body)
+    except ProtocolError as error:
+        return RequestFailure(None, BAD_REPLY, f"undecodable reply: {error}")
+    except Exception as error:  # a hostile reply must never crash the client
+        return RequestFailure(None, BAD_REPLY, f"undecodable reply: {type(error).__name__}: {error}")
+
+
+def await_replies(
+    pending: Mapping[Connection, dict[Key, Any]],
+    deadline: float,
+    on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None],
+    logger: logging.Logger,
+    poller: zmq.Poller | None = None,
+) -> None:
+    """Wait until every request in ``pending`` is answered or ``deadline`` passes.
+
+    ``pending`` maps each connection to ``{(seat, seq): tag}`` (possibly empty: what such
+    a connection receives meanwhile is read and discarded); each answered request is
+    removed and ``on_reply(tag, reply seat frame, decoded reply or failure)`` called. Requests still in
+    ``pending`` on return timed out; the caller decides what that means. Replies that
+    match nothing are discarded (DEBUG log); an error the broker could not attribute
+    (empty seat and seq: it could not parse a request) fails every request of that
+    connection, since nothing else will answer them. ``poller``, when given, must poll
+    exactly the sockets of ``pending``'s connections.
+    """
+    connections = [connection for connection in pending if not connection.closed]
+    if not any(pending[connection] for connection in connections):
+        return
+    single = connections[0].socket if len(connections) == 1 else None
+    if single is None and poller is None:
+        poller = zmq.Poller()
+        for connection in connections:
+            poller.register(connection.socket, zmq.POLLIN)
+    by_socket = {connection.socket: connection for connection in connections}
+    monotonic = time.monotonic
+    while True:
+        remaining = deadline - monotonic()
+        if remaining <= 0:
+            return
+        milliseconds = math.ceil(remaining * 1000)
+        if single is not None:
+            ready: Iterable[Connection] = connections if single.poll(milliseconds) else ()
+        else:
+            assert poller is not None
+            ready = [by_socket[socket] for socket, _ in poller.poll(milliseconds) if socket in by_socket]
+        for connection in ready:
+            keys = pending[connection]
+            for frames in connection.received():
+                entries = split_reply(frames)
+                if entries is None:
+                    connection.discarded += 1
+                    logger.debug("malformed message from %s discarded: %r", connection.endpoint,
+                                 [frame[:32] for frame in frames[:6]])
+                    continue
+                for command, seat, seq, body in entries:
+                    key = (b"", seq) if command == _JOIN else (seat, seq)
+                    tag = keys.pop(key, _MISSING)
+                    if tag is not _MISSING:
+                        on_reply(tag, seat, _decode(body))
+                    elif not seq and keys:
+                        _unattributed(connection, keys, body, on_reply, logger)
+                    else:
+                        connection.discarded += 1
+                        logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
+        if not any(pending[connection] for connection in connections):
+            return
+
+
+_MISSING = object()
+
+
+def _unattributed(connection: Connection, keys: dict[Key, Any], body: bytes,
+                  on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None],
+                  logger: logging.Logger) -> None:
+    reply = _decode(body)
+    failure = reply if isinstance(reply, RequestFailure) else failure_of(reply)
+    logger.warning("the broker at %s refused a request it could not parse: %s", connection.endpoint, failure)
+    tags = list(keys.values())
+    keys.clear()
+    for tag in tags:
+        on_reply(tag, b"", failure)

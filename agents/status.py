@@ -1,0 +1,37 @@
+"""The broker's status query (an MMI-style request answered by the broker itself).
+
+>>> query_status("tcp://127.0.0.1:1", timeout=0.05)   # nobody there: an empty answer
+{}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import zmq
+
+from protocol import PROTOCOL_FRAME, Command, GameStatus, ProtocolError, decode_reply, seq_bytes
+
+__all__ = ["query_status"]
+
+
+def query_status(address: str, *, timeout: float = 5.0, context: zmq.Context | None = None) -> dict[str, Any]:
+    """Ask the broker at ``address`` for its worlds, tasks, games and seats; {} on no answer."""
+    context = context or zmq.Context.instance()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        socket.connect(address)
+        socket.send_multipart([PROTOCOL_FRAME, Command.STATUS.frame, b"", seq_bytes(1), b"\xc0"])
+        if not socket.poll(timeout * 1000):
+            return {}
+        frames = socket.recv_multipart()
+        if len(frames) != 5 or frames[1] != Command.STATUS.frame:
+            return {}
+        try:
+            reply = decode_reply(frames[4])
+        except ProtocolError:
+            return {}
+        return reply.message if reply.status is GameStatus.OK and isinstance(reply.message, dict) else {}
+    finally:
+        socket.close(linger=0)

@@ -1,0 +1,147 @@
+"""Starting and stopping the stack: a broker and world workers as child processes.
+
+``arena up`` and ``arena demo`` use it; tests use it too, so they start the stack the
+way a user does. Children are started with ``python -m bin ...``; the broker binds
+``*`` ports if asked and writes its bound endpoints to a file we wait for (bounded),
+so nobody guesses a free port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Stack", "read_endpoints", "write_endpoints"]
+
+log = logging.getLogger(__name__)
+
+
+def write_endpoints(path: str | os.PathLike[str], endpoints: dict[str, Any]) -> None:
+    """Write atomically (temp file + rename): a reader sees all of it or nothing."""
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(endpoints, indent=2) + "\n")
+    temporary.replace(target)
+
+
+def read_endpoints(path: str | os.PathLike[str], timeout: float, process: subprocess.Popen[Any] | None = None
+                   ) -> dict[str, Any]:
+    """Wait (bounded) for an endpoints file; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    target = Path(path)
+    delay = 0.01
+    while time.monotonic() < deadline:
+        if target.exists():
+            return json.loads(target.read_text())
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the process exited with status {process.returncode} before it was ready")
+        time.sleep(delay)  # a child process writing a file: nothing to wait on but the file
+        delay = min(delay * 2, 0.2)
+    raise TimeoutError(f"no endpoints in {path} after {timeout:.0f} s")
+
+
+class Stack:
+    """A broker and ``worlds`` world workers (and later a gateway), as child processes.
+
+    >>> with Stack(worlds=1) as stack:                     # doctest: +SKIP
+    ...     print(stack.endpoints["frontend"])
+    """
+
+    def __init__(self, *, tasks: Sequence[str] = (), worlds: int = 1, seed: int = 42,
+                 frontend: str = "tcp://127.0.0.1:*", backend: str = "tcp://127.0.0.1:*",
+                 trace: str = "tcp://127.0.0.1:*", trace_input: str = "tcp://127.0.0.1:*",
+                 heartbeat: float | None = None, capacity: int | None = None, log_level: str | None = None,
+                 ready_timeout: float = 30.0) -> None:
+        self.tasks = list(tasks)
+        self.worlds = worlds
+        self.seed = seed
+        self.addresses = {"frontend": frontend, "backend": backend, "trace": trace, "trace_input": trace_input}
+        self.heartbeat = heartbeat
+        self.capacity = capacity
+        self.log_level = log_level
+        self.ready_timeout = ready_timeout
+        self.processes: list[subprocess.Popen[Any]] = []
+        self.endpoints: dict[str, Any] = {}
+        self._directory = tempfile.TemporaryDirectory(prefix="arena-")
+
+    def _command(self, *arguments: str) -> list[str]:
+        command = [sys.executable, "-m", "bin"]
+        if self.log_level:
+            command += ["--log-level", self.log_level]
+        return command + list(arguments)
+
+    def start(self) -> dict[str, Any]:
+        try:
+            endpoints_file = Path(self._directory.name) / "broker.json"
+            broker = self._command("broker", *(f"--{k.replace('_', '-')}={v}" for k, v in self.addresses.items()),
+                                   f"--endpoints-file={endpoints_file}",
+                                   *([f"--heartbeat={self.heartbeat}"] if self.heartbeat else []))
+            self.processes.append(subprocess.Popen(broker, stdout=subprocess.DEVNULL))
+            self.endpoints = read_endpoints(endpoints_file, self.ready_timeout, self.processes[0])
+            world_pids = []
+            for index in range(self.worlds):
+                ready_file = Path(self._directory.name) / f"world-{index}.json"
+                arguments = ["world", f"--backend={self.endpoints['backend']}",
+                             f"--trace-input={self.endpoints['trace_input']}", f"--seed={self.seed + index}",
+                             f"--ready-file={ready_file}", *(f"--task={task}" for task in self.tasks)]
+                if self.heartbeat:
+                    arguments.append(f"--heartbeat={self.heartbeat}")
+                if self.capacity:
+                    arguments.append(f"--capacity={self.capacity}")
+                process = subprocess.Popen(self._command(*arguments), stdout=subprocess.DEVNULL)
+                self.processes.append(process)
+                world_pids.append((ready_file, process))
+            self.endpoints["worlds"] = [read_endpoints(path, self.ready_timeout, process)
+                                        for path, process in world_pids]
+            self.endpoints["pids"] = [process.pid for process in self.processes]
+            return self.endpoints
+        except BaseException:
+            self.stop()
+            raise
+
+    def wait_registered(self, timeout: float = 30.0) -> dict[str, Any]:
+        """Wait until the broker lists every world (a STATUS query, bounded)."""
+        from agents.status import query_status
+
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = query_status(self.endpoints["frontend"], timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+            if len(status.get("worlds", [])) >= self.worlds:
+                return status
+            time.sleep(0.05)  # polling another process's state: no event to wait on
+        raise TimeoutError(f"only {len(status.get('worlds', []))} of {self.worlds} worlds registered")
+
+    def stop(self, timeout: float = 10.0) -> list[int | None]:
+        """SIGTERM every child (worlds first, then the broker), then SIGKILL stragglers."""
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        codes = []
+        for process in reversed(self.processes):
+            try:
+                codes.append(process.wait(max(0.1, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                log.warning("process %d did not stop in time: killed", process.pid)
+                process.kill()
+                codes.append(process.wait())
+        self.processes.clear()
+        self._directory.cleanup()
+        return codes
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
