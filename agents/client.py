@@ -58,6 +58,7 @@ from protocol import (
 from .connection import (
     CLOSED,
     NIL_BODY,
+    SEAT_GONE,
     TIMEOUT,
     Connection,
     RequestFailure,
@@ -123,7 +124,8 @@ class BaseAgent:
     game of the task waiting for this role, else a new one), ``name`` the agent's name
     in the game (default: the class name, as upstream). ``timeout`` bounds every wait
     for a reply, in seconds (a join is held until its game starts, so allow for that).
-    ``context``: a ``zmq.Context`` (default: the process's shared instance).
+    ``context``: a ``zmq.Context`` (default: the process's shared instance). Like its
+    socket, an agent belongs to one thread at a time.
     """
 
     def __init__(self, endpoint: str, role: AgentRole | str, *, task: str | None = None, game: str | None = None,
@@ -137,6 +139,7 @@ class BaseAgent:
         self.timeout = float(timeout)
         self._task = task
         self._game = game
+        self._join_game = game  # asked for at every JOIN (the game property says where we sit)
         self._seat: str | None = None
         self._seat_frame: bytes | None = None
         self._world: str | None = None
@@ -193,7 +196,7 @@ class BaseAgent:
         if self._seat_frame is not None:
             return self._fail(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.ALREADY_JOINED,
                                              f"this agent already holds seat {self._seat}"))
-        body = join_body(self._task, self._role, self._game, self.name)
+        body = join_body(self._task, self._role, self._join_game, self.name)
         answer = self._request(_JOIN, b"", body, self.timeout)
         if answer is None:
             return None
@@ -211,7 +214,7 @@ class BaseAgent:
         self._seat = seat if seat is not None else seat_frame.decode(errors="replace")
         self._seat_frame = seat_frame
         self._world = _text(info.get("world"))
-        self._game = _text(info.get("game")) or self._game
+        self._game = _text(info.get("game")) or self._join_game
         self._task = _text(info.get("task")) or self._task
         assert self._connection is not None
         self._connection.adopt_seat(seat_frame, seq)
@@ -312,8 +315,9 @@ class BaseAgent:
         await_replies({connection: {key: None}}, time.monotonic() + timeout,
                       lambda _tag, reply_seat, reply: answers.append((reply_seat, reply)), self._logger)
         if not answers:
+            what = Command.from_frame(command).name + (f" of seat {self._seat}" if seat else "")
             return self._fail(RequestFailure(None, TIMEOUT, f"no reply within {timeout:g} s from {self.endpoint} "
-                                             f"({Command.from_frame(command).name} of seat {seat!r})"))
+                                             f"({what})"))
         reply_seat, reply = answers[0]
         if isinstance(reply, RequestFailure):
             return self._fail(reply)
@@ -327,4 +331,7 @@ class BaseAgent:
     def _fail(self, failure: RequestFailure) -> None:
         self.last_error = failure
         self._logger.warning("%s", failure)
+        if failure.code in SEAT_GONE and self._seat_frame is not None and failure.status is not None:
+            self._logger.info("seat %s is gone: register() to take a new one", self._seat)
+            self._seat = self._seat_frame = None
         return None

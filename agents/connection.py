@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -46,6 +47,7 @@ __all__ = [
     "CLOSED",
     "HWM",
     "NIL_BODY",
+    "SEAT_GONE",
     "SEND_FAILED",
     "TIMEOUT",
     "Connection",
@@ -63,12 +65,39 @@ BAD_REPLY = "BAD_REPLY"      # a reply came but could not be decoded
 SEND_FAILED = "SEND_FAILED"  # the request could not be queued (socket at its high-water mark)
 CLOSED = "CLOSED"            # the client's connection was already terminated
 
+#: Server codes that mean the request's seat is gone: the client forgets it, so that
+#: ``register()`` can take a new one.
+SEAT_GONE = frozenset({ErrorCode.UNKNOWN_SEAT, ErrorCode.SEAT_RELEASED, ErrorCode.GAME_LOST,
+                       ErrorCode.NOT_JOINED})
+
 #: Send and receive high-water marks (messages) of a client socket: far above what a
 #: client keeps in flight, so pipelining never hits them, but not unbounded.
 HWM = 100_000
 
 #: A request's key: ``(seat frame, seq frame)``; a JOIN's seat is ``b""``.
 Key = tuple[bytes, bytes]
+
+# The backend's functions, called directly with plain ints: pyzmq's Python-level
+# send_multipart, recv_multipart, Poller and Socket.poll, and its IntFlag arithmetic,
+# cost several µs more per message, and the client's own work counts in every user's
+# steps/s (DESIGN §6). Same semantics: bytes frames, copied out.
+_POLLIN = int(zmq.POLLIN)
+_NOBLOCK, _MORE = int(zmq.NOBLOCK), int(zmq.SNDMORE | zmq.NOBLOCK)
+_send = zmq.backend.Socket.send
+_recv = zmq.backend.Socket.recv
+_zmq_poll = zmq.backend.zmq_poll
+
+
+def _recv_message(socket: zmq.Socket) -> list[bytes]:
+    """One whole multipart message (its frames arrive together). Frames' ``more`` flag,
+    not getsockopt(RCVMORE), which builds an enum per frame."""
+    frame = _recv(socket, _NOBLOCK, False)
+    frames = [frame.bytes]
+    while frame.more:
+        frame = _recv(socket, 0, False)
+        frames.append(frame.bytes)
+    return frames
+
 
 _JOIN = Command.JOIN.frame
 _BATCH = Command.BATCH.frame
@@ -135,7 +164,8 @@ def split_reply(frames: list[bytes]) -> list[tuple[bytes, bytes, bytes, bytes]] 
 
 
 class Connection:
-    """One DEALER socket to one broker frontend (LINGER 0, explicit high-water marks)."""
+    """One DEALER socket to one broker frontend (LINGER 0, explicit high-water marks, a
+    random routing id). Not thread-safe: one connection per thread, as ZeroMQ sockets."""
 
     def __init__(self, endpoint: str, context: zmq.Context | None = None, *, hwm: int = HWM) -> None:
         self.endpoint = endpoint
@@ -144,6 +174,10 @@ class Connection:
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, hwm)
         socket.setsockopt(zmq.RCVHWM, hwm)
+        # A routing id of our own, so the broker sees the same client after a reconnect
+        # (the id it generates would change, and its seats would look like someone else's).
+        self.routing_id = b"agent-" + os.urandom(8).hex().encode()
+        socket.setsockopt(zmq.ROUTING_ID, self.routing_id)
         try:
             socket.connect(endpoint)
         except zmq.ZMQError:
@@ -170,9 +204,6 @@ class Connection:
         seat's sequence only ever grows (what a world's per-seat reply cache relies on)."""
         self._seqs[seat] = max(self._seqs.get(seat, 0), int_from_seq(join_seq))
 
-    def forget_seat(self, seat: bytes) -> None:
-        self._seqs.pop(seat, None)
-
     # ------------------------------------------------------------------ I/O
     def send(self, frames: list[bytes]) -> RequestFailure | None:
         """Queue one message without blocking; a failure instead of an exception."""
@@ -180,24 +211,14 @@ class Connection:
         if socket is None:
             return RequestFailure(None, CLOSED, "the connection was terminated")
         try:
-            socket.send_multipart(frames, zmq.NOBLOCK, copy=True)
+            for frame in frames[:-1]:
+                _send(socket, frame, _MORE)
+            _send(socket, frames[-1], _NOBLOCK)
         except zmq.Again:
             return RequestFailure(None, SEND_FAILED, f"the send queue to {self.endpoint} is full")
         except zmq.ZMQError as error:
             return RequestFailure(None, SEND_FAILED, f"cannot send to {self.endpoint}: {error}")
         return None
-
-    def received(self) -> Iterator[list[bytes]]:
-        """Every message already queued on the socket (never blocks)."""
-        socket = self.socket
-        if socket is None:
-            return
-        recv = socket.recv_multipart
-        while True:
-            try:
-                yield recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
 
     def close(self) -> None:
         socket, self.socket = self.socket, None
@@ -219,60 +240,53 @@ def await_replies(
     deadline: float,
     on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None],
     logger: logging.Logger,
-    poller: zmq.Poller | None = None,
 ) -> None:
     """Wait until every request in ``pending`` is answered or ``deadline`` passes.
 
     ``pending`` maps each connection to ``{(seat, seq): tag}`` (possibly empty: what such
     a connection receives meanwhile is read and discarded); each answered request is
-    removed and ``on_reply(tag, reply seat frame, decoded reply or failure)`` called. Requests still in
-    ``pending`` on return timed out; the caller decides what that means. Replies that
-    match nothing are discarded (DEBUG log); an error the broker could not attribute
-    (empty seat and seq: it could not parse a request) fails every request of that
-    connection, since nothing else will answer them. ``poller``, when given, must poll
-    exactly the sockets of ``pending``'s connections.
+    removed and ``on_reply(tag, reply seat frame, decoded reply or failure)`` called.
+    Requests still in ``pending`` on return timed out; the caller decides what that
+    means. Replies that match nothing are discarded (DEBUG log); an error the broker
+    could not attribute (empty seat and seq: it could not parse a request) fails every
+    request of that connection, since nothing else will answer them.
     """
-    connections = [connection for connection in pending if not connection.closed]
-    if not any(pending[connection] for connection in connections):
+    connections = [connection for connection in pending if connection.socket is not None]
+    outstanding = sum(len(pending[connection]) for connection in connections)
+    if not outstanding:
         return
-    single = connections[0].socket if len(connections) == 1 else None
-    if single is None and poller is None:
-        poller = zmq.Poller()
-        for connection in connections:
-            poller.register(connection.socket, zmq.POLLIN)
+    items = [(connection.socket, _POLLIN) for connection in connections]
     by_socket = {connection.socket: connection for connection in connections}
     monotonic = time.monotonic
-    while True:
+    # One message per ready socket per poll: a poll is cheaper than the zmq.Again a
+    # drain-until-empty loop ends with, and the usual turn reads exactly one reply.
+    while outstanding:
         remaining = deadline - monotonic()
         if remaining <= 0:
             return
-        milliseconds = math.ceil(remaining * 1000)
-        if single is not None:
-            ready: Iterable[Connection] = connections if single.poll(milliseconds) else ()
-        else:
-            assert poller is not None
-            ready = [by_socket[socket] for socket, _ in poller.poll(milliseconds) if socket in by_socket]
-        for connection in ready:
+        for socket, _ in _zmq_poll(items, math.ceil(remaining * 1000)):
+            connection = by_socket[socket]
+            try:
+                frames = _recv_message(socket)
+            except zmq.Again:  # pragma: no cover - the poll said readable
+                continue
+            entries = split_reply(frames)
+            if entries is None:
+                connection.discarded += 1
+                logger.debug("malformed message from %s discarded: %r", connection.endpoint,
+                             [frame[:32] for frame in frames[:6]])
+                continue
             keys = pending[connection]
-            for frames in connection.received():
-                entries = split_reply(frames)
-                if entries is None:
+            for command, seat, seq, body in entries:
+                tag = keys.pop((b"", seq) if command == _JOIN else (seat, seq), _MISSING)
+                if tag is not _MISSING:
+                    outstanding -= 1
+                    on_reply(tag, seat, _decode(body))
+                elif not seq and keys:
+                    outstanding -= _unattributed(connection, keys, body, on_reply, logger)
+                else:
                     connection.discarded += 1
-                    logger.debug("malformed message from %s discarded: %r", connection.endpoint,
-                                 [frame[:32] for frame in frames[:6]])
-                    continue
-                for command, seat, seq, body in entries:
-                    key = (b"", seq) if command == _JOIN else (seat, seq)
-                    tag = keys.pop(key, _MISSING)
-                    if tag is not _MISSING:
-                        on_reply(tag, seat, _decode(body))
-                    elif not seq and keys:
-                        _unattributed(connection, keys, body, on_reply, logger)
-                    else:
-                        connection.discarded += 1
-                        logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
-        if not any(pending[connection] for connection in connections):
-            return
+                    logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
 
 
 _MISSING = object()
@@ -280,11 +294,17 @@ _MISSING = object()
 
 def _unattributed(connection: Connection, keys: dict[Key, Any], body: bytes,
                   on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None],
-                  logger: logging.Logger) -> None:
+                  logger: logging.Logger) -> int:
+    """Fail every request of ``keys`` with the error in ``body``; how many it failed."""
     reply = _decode(body)
-    failure = reply if isinstance(reply, RequestFailure) else failure_of(reply)
+    if not isinstance(reply, ReplyBody) or reply.status is not GameStatus.BAD_REQUEST:
+        connection.discarded += 1
+        logger.debug("reply without seat and seq discarded: %s", reply)
+        return 0
+    failure = failure_of(reply)
     logger.warning("the broker at %s refused a request it could not parse: %s", connection.endpoint, failure)
     tags = list(keys.values())
     keys.clear()
     for tag in tags:
         on_reply(tag, b"", failure)
+    return len(tags)

@@ -77,7 +77,17 @@ from .client import (
     protocol_action_failure,
     reset_body,
 )
-from .connection import CLOSED, NIL_BODY, TIMEOUT, Connection, Key, RequestFailure, await_replies, failure_of
+from .connection import (
+    CLOSED,
+    NIL_BODY,
+    SEAT_GONE,
+    TIMEOUT,
+    Connection,
+    Key,
+    RequestFailure,
+    await_replies,
+    failure_of,
+)
 
 __all__ = ["ParallelBaseAgent"]
 
@@ -124,7 +134,8 @@ class ParallelBaseAgent:
         self._logger = logging.getLogger(type(self).__name__)
         self._endpoints: list[str] = _per_env(endpoints, num_envs, "endpoints")
         self._task = task
-        self._games: list[str | None] = _per_env(game, num_envs, "game")
+        self._join_games: list[str | None] = _per_env(game, num_envs, "game")  # asked for at every JOIN
+        self._games = list(self._join_games)  # where each env sits
         self.name = name or type(self).__name__
         self.batched = bool(batched)
         self.timeout = float(timeout)
@@ -145,9 +156,6 @@ class ParallelBaseAgent:
             if connection is None:
                 self._last_errors[env] = RequestFailure(None, CLOSED, f"cannot connect to {self._endpoints[env]!r}")
         self._done_mask: list[bool] = [connection is None for connection in self._env_connections]
-        self._poller = zmq.Poller()
-        for connection in self._live_connections():
-            self._poller.register(connection.socket, zmq.POLLIN)
         self._terminated = False
 
     # ------------------------------------------------------------------ properties
@@ -227,7 +235,7 @@ class ParallelBaseAgent:
                 self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.ALREADY_JOINED,
                                                f"env {env} already holds seat {self._seats[env]}"))
             elif self._env_connections[env] is not None:
-                game = self._games[env]
+                game = self._join_games[env]
                 if game not in packed:
                     packed[game] = join_body(self._task, self._role, game, self.name)
                 bodies[env] = packed[game]
@@ -401,14 +409,14 @@ class ParallelBaseAgent:
         def on_reply(env: int, seat: bytes, reply: ReplyBody | RequestFailure) -> None:
             answers[env] = (seqs[env], seat, reply)
 
-        await_replies(pending, time.monotonic() + timeout, on_reply, self._logger,
-                      self._poller if len(pending) == len(self._connections) else None)
+        await_replies(pending, time.monotonic() + timeout, on_reply, self._logger)
         name = Command.from_frame(command).name
         for connection, keys in pending.items():
-            for (seat, _), env in keys.items():
+            for env in keys.values():
+                where = f", seat {self._seats[env]}" if command != _JOIN else ""
                 answers[env] = (seqs[env], b"", RequestFailure(
                     None, TIMEOUT, f"no reply within {timeout:g} s from {connection.endpoint} "
-                                   f"({name} of env {env}, seat {seat!r})"))
+                                   f"({name} of env {env}{where})"))
         return answers
 
     def _send(self, connection: Connection, frames: list[bytes], envs: list[int], seqs: dict[int, bytes],
@@ -417,7 +425,8 @@ class ParallelBaseAgent:
         if failure is None:
             return
         keys = pending[connection]
-        for key in [key for key, env in keys.items() if env in envs]:
+        failed = set(envs)
+        for key in [key for key, env in keys.items() if env in failed]:
             del keys[key]
         for env in envs:
             answers[env] = (seqs[env], b"", failure)
@@ -436,7 +445,7 @@ class ParallelBaseAgent:
         self._seat_frames[env] = seat_frame
         self._worlds[env] = world
         self._world_frames[env] = world.encode() if world else None
-        self._games[env] = game or self._games[env]
+        self._games[env] = game or self._join_games[env]
         self._last_errors[env] = None
         connection = self._env_connections[env]
         assert connection is not None
@@ -447,6 +456,9 @@ class ParallelBaseAgent:
     def _fail(self, env: int, failure: RequestFailure) -> None:
         self._last_errors[env] = failure
         self._logger.debug("env %d: %s", env, failure)
+        if failure.code in SEAT_GONE and self._seat_frames[env] is not None and failure.status is not None:
+            self._logger.info("env %d: seat %s is gone: register() to take a new one", env, self._seats[env])
+            self._seats[env] = self._seat_frames[env] = None
 
     def _log_failures(self, what: str, failed: list[int], asked: int) -> None:
         if failed:

@@ -85,6 +85,8 @@ class Broker:
         self.frontend = self._router()
         self.backend = self._router()
         self.frontend.setsockopt(zmq.MAXMSGSIZE, MAX_BODY_BYTES * 4)
+        # Clients name their sockets; a reconnecting client takes its identity (and seats) back.
+        self.frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.trace_proxy = TraceProxy(self.context, trace_input, trace) if trace and trace_input else None
         self.started = time.monotonic()
 

@@ -71,8 +71,10 @@ class FakeBroker:
     """Broker + world for tests: a ROUTER and GameSessions served by one thread."""
 
     def __init__(self, context: zmq.Context, task: TaskConfig = SINGLE, *, seed: int = 42, world: str = "w-1",
-                 answer: bool = True, stale_first: bool = False, reverse_batches: bool = False) -> None:
+                 answer: bool = True, stale_first: bool = False, reverse_batches: bool = False,
+                 refuse: bool = False) -> None:
         self.task, self.seed, self.world, self.answer = task, seed, world, answer
+        self.refuse = refuse  # answer everything as the broker answers another protocol version
         self.socket = context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind("tcp://127.0.0.1:*")
@@ -87,6 +89,7 @@ class FakeBroker:
         self.delay_next = 0.0
         self.reverse_batches = reverse_batches
         self._delayed: list[tuple[float, list[bytes]]] = []
+        self.sent_delayed = 0
         self._seat_ids = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"fake-broker-{world}", daemon=True)
@@ -134,9 +137,15 @@ class FakeBroker:
                 self._delayed = [(when, frames) for when, frames in self._delayed if when > now]
             for frames in due:
                 self.socket.send_multipart(frames)
+                self.sent_delayed += 1
 
     def _handle(self, frames: list[bytes]) -> None:
         client, command = frames[0], frames[2]
+        if self.refuse:
+            self.seen.append(Seen(command, None, ()))
+            self._out([client, PROTOCOL_FRAME, Command.ERROR.frame, b"", b"", encode_reply(
+                GameStatus.BAD_REQUEST, None, {"message": "Expected version 1 first."}, ErrorCode.BAD_VERSION)])
+            return
         if command == _BATCH:
             world, inner, triples = frames[3], frames[4], frames[5:]
             requests = [(triples[i], triples[i + 1], triples[i + 2]) for i in range(0, len(triples), 3)]
@@ -212,11 +221,11 @@ class FakeBroker:
         return client, command, seat, seq, body
 
     def _send(self, replies: list[Reply], batch: tuple[bytes, bytes, bytes] | None = None) -> None:
-        batched: list[bytes] = []
+        batched: list[tuple[bytes, bytes, bytes]] = []
         for reply in replies:
             client, command, seat, seq, body = self._encode(reply)
             if batch is not None and client == batch[0] and command == batch[2]:
-                batched.append((seat, seq, body))  # type: ignore[arg-type]
+                batched.append((seat, seq, body))
                 continue
             if self.stale_first:
                 self._out([client, PROTOCOL_FRAME, command, seat, b"\xff" * 8, body])
@@ -275,6 +284,13 @@ def clients() -> Iterator[Any]:
 def agent_for(fake: FakeBroker, context: zmq.Context, **options: Any) -> BaseAgent:
     options.setdefault("timeout", WAIT)
     return BaseAgent(fake.endpoint, AgentRole.Attacker, context=context, **options)
+
+
+def wait_until(condition: Any, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
 
 
 def by_seat(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, list[int]]:
@@ -378,6 +394,10 @@ def test_unknown_seat_and_malformed_replies(brokers: Any, context: zmq.Context, 
     assert agent.make_step(WINNING_ATTACK[0]) is None
     assert agent.last_error.status is GameStatus.BAD_REQUEST and agent.last_error.code is ErrorCode.UNKNOWN_SEAT
     assert "Unknown seat" in str(agent.last_error)
+    # The seat is gone: the agent forgets it and may register again.
+    assert agent.seat is None
+    assert agent.register() is not None and agent.seat == "s-2"
+    assert agent.make_step(WINNING_ATTACK[0]) is not None
 
 
 def test_stale_and_late_replies_are_discarded(brokers: Any, context: zmq.Context, clients: Any,
@@ -397,7 +417,7 @@ def test_stale_and_late_replies_are_discarded(brokers: Any, context: zmq.Context
         fake.delay_next = 0.5
     agent.timeout = 0.1
     assert agent.make_step(WINNING_ATTACK[1]) is None and agent.last_error.code == TIMEOUT
-    time.sleep(0.6)
+    wait_until(lambda: fake.sent_delayed)  # the late reply is on its way, ahead of the next one
     agent.timeout = WAIT
     discarded = agent._connection.discarded
     observation = agent.make_step(WINNING_ATTACK[2])
@@ -414,6 +434,19 @@ def test_timeout_when_nobody_answers(brokers: Any, context: zmq.Context, clients
     assert agent.last_error.code == TIMEOUT and agent.last_error.status is None
     assert "no reply within 0.2 s" in agent.last_error.message
     assert len(fake.requests_of(_JOIN)) == 1
+
+
+def test_an_unattributed_broker_error_fails_the_requests_at_once(brokers: Any, context: zmq.Context,
+                                                                 clients: Any) -> None:
+    fake = brokers(refuse=True)
+    agent = clients(agent_for(fake, context))
+    started = time.monotonic()
+    assert agent.register() is None
+    assert agent.last_error.code is ErrorCode.BAD_VERSION and "version 1" in agent.last_error.message
+    envs = clients(ParallelBaseAgent(fake.endpoint, "Attacker", 3, timeout=WAIT, context=context))
+    assert envs.register() == [None] * 3
+    assert [error.code for error in envs.last_errors] == [ErrorCode.BAD_VERSION] * 3
+    assert time.monotonic() - started < WAIT / 2
 
 
 def test_held_join_waits_and_is_bounded(brokers: Any, context: zmq.Context, clients: Any) -> None:
@@ -619,9 +652,15 @@ def test_parallel_per_env_errors_and_timeouts(brokers: Any, context: zmq.Context
     results = envs.make_step([WINNING_ATTACK[0]] * 3)
     assert results[1] is None and results[0] is not None and results[2] is not None
     assert envs.last_errors[1].code is ErrorCode.UNKNOWN_SEAT and envs.last_error is envs.last_errors[1]
-    assert envs.done_mask == [False, True, False]
+    assert envs.done_mask == [False, True, False] and envs.connected == [True, False, True]
     resets = envs.request_game_reset()
     assert resets[1] is None and envs.done_mask == [False, True, False]
+    assert envs.last_errors[1].code is ErrorCode.NOT_JOINED
+    # Lost envs join again; seated ones answer ALREADY_JOINED; a reset brings all back.
+    again = envs.register()
+    assert again[1] is not None and again[0] is None and envs.connected == [True] * 3
+    assert envs.last_errors[0].code is ErrorCode.ALREADY_JOINED
+    assert all(envs.request_game_reset()) and envs.done_mask == [False] * 3
 
     silent = brokers(answer=False)
     mute = clients(ParallelBaseAgent(silent.endpoint, "Attacker", 3, timeout=0.2, context=context))

@@ -213,7 +213,7 @@ def test_a_task_served_from_a_local_http_url(task_url: str) -> None:
 
 def test_arena_up_play_and_status_from_other_shells(tmp_path: Path) -> None:
     endpoints_file = tmp_path / "up.json"
-    up = subprocess.Popen([*ARENA, "up", "--worlds", "2", "--task", SOLO, "--endpoints-file", str(endpoints_file),
+    up = subprocess.Popen([*ARENA, "up", "--worlds", "2", "--endpoints-file", str(endpoints_file),
                            "--frontend", "tcp://127.0.0.1:*", "--backend", "tcp://127.0.0.1:*",
                            "--trace", "tcp://127.0.0.1:*", "--trace-input", "tcp://127.0.0.1:*"],
                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -223,9 +223,13 @@ def test_arena_up_play_and_status_from_other_shells(tmp_path: Path) -> None:
         while len(query_status(endpoints["frontend"]).get("worlds", [])) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         played = run_arena("play", "--broker", endpoints["frontend"], "--agent", "random", "--episodes", "20",
-                           "--envs", "4", "--json")
+                           "--json")
         assert played.returncode == 0, played.stderr
         assert json.loads(played.stdout)["episodes"] == 20
+        parallel = run_arena("play", "--broker", endpoints["frontend"], "--agent", "kill-chain", "--episodes", "8",
+                             "--envs", "4", "--json")
+        assert parallel.returncode == 0, parallel.stderr
+        assert json.loads(parallel.stdout)["episodes"] == 8
         holder = BaseAgent(endpoints["frontend"], AgentRole.Attacker, game="kept", timeout=30)
         try:
             assert holder.register() is not None
@@ -255,3 +259,38 @@ def test_arena_demo_starts_plays_and_stops_everything() -> None:
     summary = json.loads(done.stdout)
     assert summary["episodes"] == 3
     assert summary["wins"] + summary["detections"] + summary["timeouts"] == 3
+
+
+@pytest.mark.parametrize("stack", [{"tasks": [SOLO], "worlds": 1}], indirect=True)
+def test_arena_monitor_prints_snapshots_and_writes_jsonl(stack: Stack, tmp_path: Path) -> None:
+    jsonl = tmp_path / "trace.jsonl"
+    watcher = subprocess.Popen([*ARENA, "monitor", "--trace", stack.endpoints["trace"], "--jsonl", str(jsonl),
+                                "--json", "--seconds", "0.5", "--duration", "30"],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (jsonl.exists() and '"alive"' in jsonl.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the monitor's subscription reached the world: it logged an alive event
+        done = run_arena("play", "--broker", stack.endpoints["frontend"], "--agent", "kill-chain", "--episodes",
+                         "3", "--json")
+        assert done.returncode == 0, done.stderr
+        while time.monotonic() < deadline:
+            lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+            episodes = [e for line in lines for e in line["events"] if e["kind"] == "episode"]
+            if len(episodes) == 3:
+                break
+            time.sleep(0.05)
+        assert len(episodes) == 3 and all(line["topic"].startswith("trace.") for line in lines)
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    snapshots = [json.loads(line) for line in out.splitlines()]
+    last = snapshots[-1]["tasks"]["scenario1_small_attacker"]
+    assert last["episodes"] == 3 and snapshots[-1]["gaps"] == 0
+
+
+@pytest.mark.parametrize("command", ["up", "broker", "world", "play", "monitor", "status", "demo"])
+def test_every_command_has_help(command: str) -> None:
+    done = run_arena(command, "--help", timeout=60)
+    assert done.returncode == 0 and "Usage: " in done.stdout and "--" in done.stdout
