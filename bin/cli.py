@@ -3,6 +3,7 @@
     arena up          broker + worlds as child processes; Ctrl-C stops them all
     arena broker      the broker alone
     arena world       one world worker
+    arena gateway     NetSecGame's TCP + JSON protocol, for existing NetSecGame agents
     arena play        agents playing through the broker (progress bar, summary, --json)
     arena monitor     live per-task figures from the trace, or JSONL
     arena status      worlds, tasks, games and seats
@@ -127,17 +128,16 @@ def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_
 @click.option("--backend", default=DEFAULT_ENDPOINTS["backend"], show_default=True)
 @click.option("--trace", default=DEFAULT_ENDPOINTS["trace"], show_default=True)
 @click.option("--trace-input", default=DEFAULT_ENDPOINTS["trace_input"], show_default=True)
-@click.option("--gateway", default=None, metavar="HOST:PORT", help="NetSecGame TCP gateway (not yet available).")
+@click.option("--gateway", default=None, metavar="HOST:PORT", help="Also start the NetSecGame TCP gateway here.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound endpoints here (JSON).")
 def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: str, trace_input: str,
        gateway: str | None, seed: int, endpoints_file: str | None) -> None:
-    """Start a broker and N world workers as child processes; Ctrl-C or SIGTERM stops them all."""
-    if gateway:
-        raise click.ClickException("the NetSecGame gateway is not part of this release yet")
+    """Start a broker, N world workers (and the gateway) as child processes; Ctrl-C or
+    SIGTERM stops them all."""
     _load_tasks(tasks)  # fail here, not in a child, on a broken task
     stack = Stack(tasks=tasks, worlds=worlds, seed=seed, frontend=frontend, backend=backend, trace=trace,
-                  trace_input=trace_input)
+                  trace_input=trace_input, gateway=gateway)
     stopping = threading.Event()
     with _stop_on_signals(stopping.set):
         try:
@@ -148,7 +148,8 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
             if endpoints_file:
                 write_endpoints(endpoints_file, endpoints)
             click.echo(json.dumps({k: v for k, v in endpoints.items() if k != "pids"}))
-            click.echo(f"arena up: broker and {worlds} worlds running; Ctrl-C stops them", err=True)
+            extra = f" and the gateway on {endpoints['gateway']}" if gateway else ""
+            click.echo(f"arena up: broker, {worlds} worlds{extra} running; Ctrl-C stops them", err=True)
             while not stopping.wait(0.5):
                 dead = [p for p in stack.processes if p.poll() is not None]
                 if dead:
@@ -158,6 +159,44 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
         finally:
             stack.stop()
     click.echo("arena up: stopped", err=True)
+
+
+@main.command()
+@click.option("--broker", "address", default=DEFAULT_ENDPOINTS["frontend"], show_default=True,
+              help="The broker's frontend.")
+@click.option("--listen", default="127.0.0.1:9000", show_default=True, metavar="HOST:PORT",
+              help="TCP address NetSecGame agents connect to (port 0: a free port).")
+@click.option("--task", default=None, help="Task name on the broker (default: its only or default task).")
+@click.option("--game", default=None, help="Seat every connection in this named game.")
+@click.option("--incomplete-timeout", default=0.1, show_default=True, type=click.FloatRange(0.001),
+              help="Seconds an unfinished JSON request may wait for its next bytes.")
+@click.option("--reply-timeout", default=120.0, show_default=True, type=click.FloatRange(0.01),
+              help="Seconds to wait for the broker's answer.")
+@click.option("--max-connections", default=1024, show_default=True, type=click.IntRange(1))
+@click.option("--allow", multiple=True, metavar="CIDR", help="Accept clients from these networks only (repeatable).")
+@click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound address here (JSON).")
+def gateway(address: str, listen: str, task: str | None, game: str | None, incomplete_timeout: float,
+            reply_timeout: float, max_connections: int, allow: tuple[str, ...], endpoints_file: str | None) -> None:
+    """Serve NetSecGame's TCP + JSON protocol: existing NetSecGame agents play unchanged,
+    one seat per connection."""
+    from broker.gateway import Gateway
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint="--listen")
+    server = Gateway(address, (host.strip("[]"), int(port)), task=task, game=game,
+                     incomplete_timeout=incomplete_timeout, reply_timeout=reply_timeout,
+                     max_connections=max_connections, allow=list(allow) or None)
+    bound = server.bind()
+    endpoints = {"gateway": f"{bound[0]}:{bound[1]}"}
+    click.echo(json.dumps(endpoints))
+    if endpoints_file:
+        write_endpoints(endpoints_file, endpoints)
+    with _stop_on_signals(server.stop):
+        try:
+            server.run()
+        finally:
+            server.close()
 
 
 # ---------------------------------------------------------------------- clients

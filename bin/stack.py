@@ -50,7 +50,7 @@ def read_endpoints(path: str | os.PathLike[str], timeout: float, process: subpro
 
 
 class Stack:
-    """A broker and ``worlds`` world workers (and later a gateway), as child processes.
+    """A broker, ``worlds`` world workers and optionally the gateway, as child processes.
 
     >>> with Stack(worlds=1) as stack:                     # doctest: +SKIP
     ...     print(stack.endpoints["frontend"])
@@ -60,7 +60,7 @@ class Stack:
                  frontend: str = "tcp://127.0.0.1:*", backend: str = "tcp://127.0.0.1:*",
                  trace: str = "tcp://127.0.0.1:*", trace_input: str = "tcp://127.0.0.1:*",
                  heartbeat: float | None = None, capacity: int | None = None, log_level: str | None = None,
-                 ready_timeout: float = 30.0) -> None:
+                 gateway: str | None = None, ready_timeout: float = 30.0) -> None:
         self.tasks = list(tasks)
         self.worlds = worlds
         self.seed = seed
@@ -68,6 +68,7 @@ class Stack:
         self.heartbeat = heartbeat
         self.capacity = capacity
         self.log_level = log_level
+        self.gateway = gateway
         self.ready_timeout = ready_timeout
         self.processes: list[subprocess.Popen[Any]] = []
         self.endpoints: dict[str, Any] = {}
@@ -102,6 +103,13 @@ class Stack:
                 world_pids.append((ready_file, process))
             self.endpoints["worlds"] = [read_endpoints(path, self.ready_timeout, process)
                                         for path, process in world_pids]
+            if self.gateway:
+                gateway_file = Path(self._directory.name) / "gateway.json"
+                process = subprocess.Popen(self._command(
+                    "gateway", f"--broker={self.endpoints['frontend']}", f"--listen={self.gateway}",
+                    f"--endpoints-file={gateway_file}"), stdout=subprocess.DEVNULL)
+                self.processes.append(process)
+                self.endpoints.update(read_endpoints(gateway_file, self.ready_timeout, process))
             self.endpoints["pids"] = [process.pid for process in self.processes]
             return self.endpoints
         except BaseException:

@@ -290,7 +290,40 @@ def test_arena_monitor_prints_snapshots_and_writes_jsonl(stack: Stack, tmp_path:
     assert last["episodes"] == 3 and snapshots[-1]["gaps"] == 0
 
 
-@pytest.mark.parametrize("command", ["up", "broker", "world", "play", "monitor", "status", "demo"])
+@pytest.mark.parametrize("command", ["up", "broker", "world", "gateway", "play", "monitor", "status", "demo"])
 def test_every_command_has_help(command: str) -> None:
     done = run_arena(command, "--help", timeout=60)
     assert done.returncode == 0 and "Usage: " in done.stdout and "--" in done.stdout
+
+
+def test_arena_up_with_the_gateway_serves_netsecgame_clients(tmp_path: Path) -> None:
+    """`arena up --gateway`: the gateway is one more child process; a NetSecGame client
+    (bare JSON in, JSON + EOF out) joins and steps through it."""
+    from .test_gateway import NetSecGameClient, join_request
+
+    endpoints_file = tmp_path / "up.json"
+    up = subprocess.Popen([*ARENA, "up", "--worlds", "1", "--task", SOLO, "--gateway", "127.0.0.1:0",
+                           "--endpoints-file", str(endpoints_file), "--frontend", "tcp://127.0.0.1:*",
+                           "--backend", "tcp://127.0.0.1:*", "--trace", "tcp://127.0.0.1:*",
+                           "--trace-input", "tcp://127.0.0.1:*"],
+                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        endpoints = read_endpoints(endpoints_file, 60, up)
+        host, _, port = endpoints["gateway"].rpartition(":")
+        client = NetSecGameClient((host, int(port)))
+        try:
+            joined = client.request(join_request())
+            assert joined["status"] == "GameStatus.CREATED"
+            step = client.request(json.dumps({"action_type": "ActionType.ScanNetwork", "parameters": {
+                "source_host": {"ip": "192.168.2.2"}, "target_network": {"ip": "192.168.1.0", "mask": 24}}}))
+            assert step["status"] == "GameStatus.OK" and step["observation"]["reward"] == -1
+        finally:
+            client.close()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        try:
+            up.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0

@@ -1,0 +1,607 @@
+"""The NetSecGame gateway: NetSecGame's TCP + JSON agents play through the broker unchanged.
+
+Each accepted TCP connection is one seat. Requests are NetSecGame's (bare JSON, no
+delimiter, reference netsecgame.md §2); they are parsed as bytes arrive, translated to
+the msgpack protocol (JoinGame → JOIN, game actions → STEP, ResetGame → RESET,
+QuitGame → QUIT; PROTOCOL.md) and sent to the broker frontend over one DEALER; the
+replies go back in NetSecGame's format, JSON then ``EOF``. One process, one
+``zmq.Poller`` loop over the listening socket, every client socket and the DEALER; no
+threads. Where upstream hangs or stops, the gateway answers BAD_REQUEST (DESIGN §3):
+
+* several requests in one read are answered one by one, in order; a request split
+  across reads waits for the rest, and an incomplete document with no new bytes for
+  ``incomplete_timeout`` is answered "Malformed Action";
+* a request over ``max_request_bytes`` is answered BAD_REQUEST and the connection closed;
+* an action before JoinGame, a second JoinGame, invalid UTF-8 / JSON / actions: BAD_REQUEST;
+* QuitGame is answered; a closed connection quits its seat; a reply the broker never
+  sends is answered BAD_REQUEST after ``reply_timeout``;
+* ``EOF`` inside a string is escaped, so a NetSecGame client that deletes every ``EOF``
+  still parses the reply.
+
+Run it (``arena gateway`` does this)::
+
+    gateway = Gateway("tcp://127.0.0.1:5570", ("0.0.0.0", 9000), task="default")
+    gateway.bind()
+    signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
+    try:
+        gateway.run()
+    finally:
+        gateway.close()
+
+and point an unchanged NetSecGame agent at it: ``BaseAgent("127.0.0.1", 9000, AgentRole.Attacker)``.
+
+>>> gateway = Gateway("tcp://127.0.0.1:5570", ("127.0.0.1", 0))
+>>> host, port = gateway.bind()
+>>> host, port > 0
+('127.0.0.1', True)
+>>> gateway.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import itertools
+import logging
+import math
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import zmq
+
+from protocol import (
+    PROTOCOL_FRAME,
+    Action,
+    ActionType,
+    Command,
+    ErrorCode,
+    GameStatus,
+    ProtocolError,
+    int_from_seq,
+    seq_bytes,
+)
+
+from .gateway_codec import (
+    MALFORMED_MESSAGE,
+    NIL,
+    OVERSIZED,
+    JsonFramer,
+    decode_broker_reply,
+    join_body,
+    parse_request,
+    render_reply,
+    request_body,
+)
+
+__all__ = ["MALFORMED_MESSAGE", "Gateway"]
+
+log = logging.getLogger(__name__)
+
+_JOIN, _QUIT = Command.JOIN.frame, Command.QUIT.frame
+#: Codes after which the seat no longer exists (a later JoinGame may take a new one).
+_SEAT_GONE = frozenset({ErrorCode.UNKNOWN_SEAT.value, ErrorCode.SEAT_RELEASED.value, ErrorCode.GAME_LOST.value,
+                        ErrorCode.NOT_JOINED.value})
+_POLLIN, _POLLOUT, _POLLERR = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.POLLERR)
+_RECV_BYTES = 65536
+_HWM = 100_000
+_LINGER_CLOSE = 2.0  # seconds a closing connection is drained so its last reply is not lost to a reset
+
+
+@attrs.frozen
+class _Request:
+    """One parsed request: an action, or why it could not be used."""
+
+    action: Action | None = None
+    error: ProtocolError | None = None
+    fatal: bool = False  # answer, then close the connection (oversized)
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """One TCP client: its seat, buffers and the request it waits on."""
+
+    sock: socket.socket
+    fd: int
+    to_agent: list[Any]
+    framer: JsonFramer
+    queue: deque[_Request] = attrs.Factory(deque)
+    output: bytearray = attrs.Factory(bytearray)
+    seat: bytes | None = None
+    seq: int = 0
+    inflight: tuple[bytes, bytes] | None = None
+    inflight_command: bytes = b""
+    inflight_deadline: float = 0.0
+    last_write: float = 0.0
+    reading: bool = True
+    closing: bool = False           # answer what is queued for output, then close
+    linger_deadline: float | None = None
+    events: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.to_agent[0]}:{self.to_agent[1]}"
+
+
+class Gateway:
+    """A NetSecGame-protocol TCP server in front of a broker (module docstring).
+
+    ``broker`` is the broker's frontend; ``listen`` (host, port), port 0 for a free one;
+    ``task`` and ``game`` go into every JOIN (None: the broker's default task; any game
+    waiting for the role). Limits: ``max_connections``, ``max_request_bytes`` per request,
+    ``max_queue`` parsed requests waiting per connection (reading pauses beyond it),
+    ``max_output_bytes`` of unsent replies and ``send_timeout`` seconds without write
+    progress (a client that never reads is dropped). ``allow``: client networks
+    (CIDR strings) allowed to connect; None allows all.
+    """
+
+    def __init__(self, broker: str, listen: tuple[str, int] = ("127.0.0.1", 9000), *, task: str | None = None,
+                 game: str | None = None, incomplete_timeout: float = 0.1, max_request_bytes: int = 1 << 20,
+                 reply_timeout: float = 120.0, max_connections: int = 1024, max_queue: int = 64,
+                 max_output_bytes: int = 16 << 20, send_timeout: float = 60.0,
+                 allow: Sequence[str] | None = None, context: zmq.Context | None = None) -> None:
+        if not (incomplete_timeout > 0 and reply_timeout > 0 and send_timeout > 0):
+            raise ValueError("timeouts must be positive")
+        if min(max_request_bytes, max_connections, max_queue, max_output_bytes) < 1:
+            raise ValueError("limits must be at least 1")
+        self.broker = broker
+        self.listen = listen
+        self.task, self.game = task, game
+        self.incomplete_timeout = incomplete_timeout
+        self.max_request_bytes = max_request_bytes
+        self.reply_timeout = reply_timeout
+        self.max_connections = max_connections
+        self.max_queue = max_queue
+        self.max_output_bytes = max_output_bytes
+        self.send_timeout = send_timeout
+        self.allow = None if allow is None else [ipaddress.ip_network(net, strict=False) for net in allow]
+        self.context = context if context is not None else zmq.Context()
+        self._own_context = context is None
+        dealer = self.context.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        dealer.setsockopt(zmq.SNDHWM, _HWM)
+        dealer.setsockopt(zmq.RCVHWM, _HWM)
+        # Our own routing id: after a reconnect the broker still sees the owner of our seats.
+        dealer.setsockopt(zmq.ROUTING_ID, b"gateway-" + os.urandom(8).hex().encode())
+        dealer.connect(broker)
+        self._dealer = dealer
+        self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._poller = zmq.Poller()
+        self._conns: dict[int, _Connection] = {}
+        self._inflight: dict[tuple[bytes, bytes], _Connection] = {}
+        #: Replies nobody waits for any more: key -> (expiry, was a JOIN).
+        self._orphans: dict[tuple[bytes, bytes], tuple[float, bool]] = {}
+        self._partial: dict[_Connection, float] = {}  # incomplete-document deadlines
+        self._join_numbers = itertools.count(1)
+        self._stopping = False
+        self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4)
+        self.address: tuple[str, int] | None = None
+
+    @property
+    def connections(self) -> int:
+        """Open client connections."""
+        return len(self._conns)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent to the broker and not answered yet."""
+        return len(self._inflight)
+
+    # ------------------------------------------------------------------ lifecycle
+    def bind(self) -> tuple[str, int]:
+        """Listen; returns the bound (host, port) (port 0 resolved)."""
+        if self._listener is None:
+            host, port = self.listen
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            listener = socket.create_server((host, port), family=family, backlog=512)
+            listener.setblocking(False)
+            self._listener = listener
+            self.address = tuple(listener.getsockname()[:2])  # type: ignore[assignment]
+        assert self.address is not None
+        return self.address
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (safe from a signal handler or another thread)."""
+        self._stopping = True
+        with contextlib.suppress(OSError):  # the wake pipe is full (a wake-up is pending) or closed
+            self._wake_w.send(b"!")
+
+    def close(self) -> None:
+        """Close every socket (after :meth:`run` returned, or instead of it). Idempotent."""
+        if self._dealer.closed:
+            return
+        for conn in list(self._conns.values()):
+            self._discard(conn)
+        for sock in (self._listener, self._wake_r, self._wake_w):
+            if sock is not None:
+                sock.close()
+        self._listener = None
+        self._dealer.close(linger=0)
+        if self._own_context:
+            self.context.term()
+
+    def run(self) -> None:
+        """Serve until :meth:`stop`; binds first if needed. Seats are quit on the way out."""
+        self.bind()
+        assert self._listener is not None
+        listener_fd, wake_fd = self._listener.fileno(), self._wake_r.fileno()
+        poller, dealer = self._poller, self._dealer
+        poller.register(dealer, _POLLIN)
+        poller.register(listener_fd, _POLLIN)
+        poller.register(wake_fd, _POLLIN)
+        log.info("gateway listening on %s:%d for broker %s (task %s, game %s)", *self.address,  # type: ignore[misc]
+                 self.broker, self.task or "default", self.game or "any")
+        next_sweep = time.monotonic() + self._sweep_every
+        try:
+            while not self._stopping:
+                now = time.monotonic()
+                deadline = min(next_sweep, *self._partial.values()) if self._partial else next_sweep
+                try:
+                    events = poller.poll(max(0, math.ceil((deadline - now) * 1000)))
+                except zmq.ZMQError as error:
+                    if error.errno == errno.EINTR:
+                        continue
+                    raise
+                now = time.monotonic()
+                for target, flags in events:
+                    if target is dealer:
+                        self._drain_broker(now)
+                    elif target == listener_fd:
+                        self._accept(now)
+                    elif target == wake_fd:
+                        self._drain_wake()
+                    elif (conn := self._conns.get(target)) is not None:
+                        try:
+                            if flags & _POLLOUT:
+                                self._flush(conn, now)
+                            if flags & (_POLLIN | _POLLERR) and self._conns.get(target) is conn:
+                                self._read(conn, now)
+                        except Exception:  # a bug must cost one connection, never the gateway
+                            log.exception("connection %s failed", conn.name)
+                            self._drop(conn, "internal error", now)
+                if self._partial:
+                    for conn in [c for c, due in self._partial.items() if due <= now]:
+                        self._incomplete(conn, now)
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + self._sweep_every
+        finally:
+            self._leave(time.monotonic())
+            for target in (dealer, listener_fd, wake_fd):
+                poller.unregister(target)
+
+    # ------------------------------------------------------------------ clients
+    def _accept(self, now: float) -> None:
+        assert self._listener is not None
+        for _ in range(64):
+            try:
+                sock, peer = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # EMFILE and friends: log, keep serving the others
+                log.error("cannot accept a connection: %s", error)
+                return
+            to_agent = [peer[0], peer[1]]
+            if self.allow is not None and not self._allowed(peer[0]):
+                log.warning("connection from %s refused: not in the allow-list", peer[0])
+                sock.close()
+                continue
+            if len(self._conns) >= self.max_connections:
+                log.warning("connection from %s:%s refused: %d connections already", *to_agent, len(self._conns))
+                with contextlib.suppress(OSError):  # best effort: one small write, empty socket buffer
+                    sock.send(render_reply(to_agent, GameStatus.BAD_REQUEST, None, {
+                        "message": f"Too many connections ({self.max_connections}); try again later."}))
+                sock.close()
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = _Connection(sock, sock.fileno(), to_agent, JsonFramer(self.max_request_bytes), last_write=now)
+            self._conns[conn.fd] = conn
+            self._watch(conn)
+            log.debug("connection from %s", conn.name)
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.allow or ())
+
+    def _read(self, conn: _Connection, now: float) -> None:
+        try:
+            data = conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as error:
+            self._drop(conn, f"read failed: {error}", now)
+            return
+        if not data:
+            self._drop(conn, "closed by the agent", now)
+            return
+        if conn.closing:  # draining before the close: nothing more is parsed
+            return
+        conn.framer.feed(data)
+        self._parse(conn, now)
+        self._advance(conn, now)
+
+    def _parse(self, conn: _Connection, now: float) -> None:
+        """Frame buffered bytes into requests, up to the queue's cap."""
+        queue, framer = conn.queue, conn.framer
+        while len(queue) < self.max_queue:
+            document = framer.next()
+            if document is None:
+                break
+            if document is OVERSIZED:
+                queue.append(_Request(error=ProtocolError(
+                    "request", f"at most {self.max_request_bytes} bytes", "a longer one"), fatal=True))
+                conn.closing = True  # read and drop the rest; close once the reply is out
+                break
+            try:
+                queue.append(_Request(parse_request(document)))  # type: ignore[arg-type]  # a Document
+            except ProtocolError as error:
+                queue.append(_Request(error=error))
+        if framer.pending and not conn.closing and len(queue) < self.max_queue:
+            self._partial[conn] = now + self.incomplete_timeout
+        else:
+            self._partial.pop(conn, None)
+        reading = len(queue) < self.max_queue or conn.closing
+        if reading != conn.reading:
+            conn.reading = reading
+            self._watch(conn)
+
+    def _incomplete(self, conn: _Connection, now: float) -> None:
+        self._partial.pop(conn, None)
+        size = len(conn.framer.take())
+        conn.queue.append(_Request(error=ProtocolError(
+            "request", "a complete JSON document",
+            f"an incomplete one ({size} bytes) and no more bytes for {self.incomplete_timeout:g} s")))
+        self._advance(conn, now)
+
+    def _advance(self, conn: _Connection, now: float) -> None:
+        """Start queued requests, one at a time: the next only once this one is answered."""
+        while conn.inflight is None and conn.queue and self._conns.get(conn.fd) is conn:
+            self._dispatch(conn, conn.queue.popleft(), now)
+            if not conn.reading and not conn.closing and len(conn.queue) < self.max_queue:
+                self._parse(conn, now)  # room again: frame what is buffered, resume reading
+
+    def _dispatch(self, conn: _Connection, request: _Request, now: float) -> None:
+        if request.error is not None:
+            self._answer(conn, GameStatus.BAD_REQUEST, None,
+                         {"message": MALFORMED_MESSAGE, "reason": str(request.error)}, now)
+            if request.fatal:
+                self._close_after_output(conn, now)
+            return
+        action = request.action
+        assert action is not None
+        kind = action.action_type
+        if kind is ActionType.JoinGame and conn.seat is not None:
+            self._answer(conn, GameStatus.BAD_REQUEST, None, "Agent already exists.", now)
+            return
+        if kind is not ActionType.JoinGame and conn.seat is None:
+            self._answer(conn, GameStatus.BAD_REQUEST, None, {
+                "message": "Bad request received: this agent has not joined a game; send JoinGame first.",
+                "reason": f"{kind} before JoinGame"}, now)
+            return
+        try:
+            if kind is ActionType.JoinGame:
+                command, body = _JOIN, join_body(self.task, self.game, action)
+            else:
+                command, body = request_body(action)
+        except (ValueError, TypeError, OverflowError) as error:  # ProtocolError, or what msgpack cannot encode
+            self._answer(conn, GameStatus.BAD_REQUEST, None, {"message": MALFORMED_MESSAGE, "reason": str(error)},
+                         now)
+            return
+        if command == _JOIN:
+            self._send(conn, _JOIN, b"", seq_bytes(next(self._join_numbers)), body, now)
+        else:
+            assert conn.seat is not None
+            conn.seq += 1
+            self._send(conn, command, conn.seat, seq_bytes(conn.seq), body, now)
+
+    def _send(self, conn: _Connection, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float) -> None:
+        try:
+            self._dealer.send_multipart([PROTOCOL_FRAME, command, seat, seq, body], zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            self._answer(conn, GameStatus.BAD_REQUEST, None,
+                         {"message": f"The gateway cannot reach the game server right now ({error})."}, now)
+            return
+        key = (b"" if command == _JOIN else seat, seq)
+        conn.inflight, conn.inflight_command, conn.inflight_deadline = key, command, now + self.reply_timeout
+        self._inflight[key] = conn
+
+    def _answer(self, conn: _Connection, status: GameStatus, observation: dict[str, Any] | None,
+                message: dict[str, Any] | str | None, now: float) -> None:
+        self._write(conn, render_reply(conn.to_agent, status, observation, message), now)
+
+    def _write(self, conn: _Connection, data: bytes, now: float) -> None:
+        if not conn.output:
+            conn.last_write = now  # the send timeout counts from here
+        conn.output += data
+        if len(conn.output) > self.max_output_bytes:
+            self._drop(conn, f"not reading its replies ({len(conn.output)} bytes waiting)", now)
+            return
+        self._flush(conn, now)
+
+    def _flush(self, conn: _Connection, now: float) -> None:
+        if conn.output:
+            try:
+                sent = conn.sock.send(conn.output)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as error:
+                self._drop(conn, f"write failed: {error}", now)
+                return
+            if sent:
+                del conn.output[:sent]
+                conn.last_write = now
+        if not conn.output and conn.closing and conn.inflight is None and not conn.queue \
+                and conn.linger_deadline is None:
+            with contextlib.suppress(OSError):  # lingering close: FIN after the last reply, then drain
+                conn.sock.shutdown(socket.SHUT_WR)
+            conn.linger_deadline = now + _LINGER_CLOSE
+        self._watch(conn)
+
+    def _close_after_output(self, conn: _Connection, now: float) -> None:
+        conn.closing, conn.reading = True, True
+        conn.queue.clear()
+        self._partial.pop(conn, None)
+        self._flush(conn, now)
+
+    def _watch(self, conn: _Connection) -> None:
+        """Poll the socket for what it needs: reading (unless paused), writing (if output waits)."""
+        wanted = (_POLLIN if conn.reading else 0) | (_POLLOUT if conn.output else 0)
+        if wanted != conn.events and self._conns.get(conn.fd) is conn:
+            if wanted:
+                self._poller.register(conn.fd, wanted)
+            else:
+                self._poller.unregister(conn.fd)
+            conn.events = wanted
+
+    def _discard(self, conn: _Connection) -> None:
+        """Forget a connection and close its socket (no messages)."""
+        if self._conns.get(conn.fd) is conn:
+            del self._conns[conn.fd]
+            if conn.events:
+                self._poller.unregister(conn.fd)
+                conn.events = 0
+        self._partial.pop(conn, None)
+        conn.sock.close()
+
+    def _drop(self, conn: _Connection, reason: str, now: float) -> None:
+        """Close a connection: what it waited for is orphaned, its seat quit."""
+        if self._conns.get(conn.fd) is not conn:
+            return
+        self._discard(conn)
+        key = conn.inflight
+        if key is not None:
+            self._inflight.pop(key, None)
+            self._orphan(key, now, conn.inflight_command == _JOIN)
+        if conn.seat is not None and not (key is not None and conn.inflight_command == _QUIT):
+            conn.seq += 1
+            self._quit(conn.seat, seq_bytes(conn.seq), now)
+        log.info("connection %s closed: %s", conn.name, reason)
+
+    def _quit(self, seat: bytes, seq: bytes, now: float) -> None:
+        """QUIT a seat nobody answers for any more; its reply is ignored."""
+        try:
+            self._dealer.send_multipart([PROTOCOL_FRAME, _QUIT, seat, seq, NIL], zmq.NOBLOCK)
+        except zmq.ZMQError as error:
+            log.warning("cannot quit seat %r (%s): its lease will free it", seat, error)
+            return
+        self._orphan((seat, seq), now, False)
+
+    def _orphan(self, key: tuple[bytes, bytes], now: float, join: bool) -> None:
+        orphans = self._orphans
+        orphans[key] = (now + self.reply_timeout, join)
+        while len(orphans) > 16 * self.max_connections:
+            orphans.pop(next(iter(orphans)))
+
+    # ------------------------------------------------------------------ broker
+    def _drain_broker(self, now: float) -> None:
+        for _ in range(1000):
+            try:
+                frames = self._dealer.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) != 5 or frames[0] != PROTOCOL_FRAME:
+                log.warning("unexpected message from the broker dropped: %r", [f[:32] for f in frames[:6]])
+                continue
+            try:
+                self._on_reply(frames[1], frames[2], frames[3], frames[4], now)
+            except Exception:  # one bad reply must never stop the gateway
+                log.exception("reply from the broker dropped: %r", [f[:32] for f in frames[:4]])
+
+    def _on_reply(self, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float) -> None:
+        key = (b"" if command == _JOIN else seat, seq)
+        conn = self._inflight.pop(key, None)
+        if conn is None:
+            orphan = self._orphans.pop(key, None)
+            if orphan is None:
+                log.warning("reply matching no request dropped (command %r, seat %r, seq %r)", command, seat, seq)
+            elif orphan[1] and seat:  # a join answered after its agent left: quit the seat
+                with contextlib.suppress(Exception):
+                    if decode_broker_reply(command, body).status is GameStatus.CREATED:
+                        self._quit(seat, seq_bytes(int_from_seq(seq) + 1), now)
+            return
+        conn.inflight = None
+        try:
+            reply = decode_broker_reply(command, body)
+            data = render_reply(conn.to_agent, reply.status, reply.observation, reply.message)
+        except Exception as error:  # our own worlds never send this: say so, keep serving
+            log.error("undecodable reply for %s: %s", conn.name, error)
+            self._answer(conn, GameStatus.BAD_REQUEST, None,
+                         {"message": "The game server sent a reply the gateway cannot read."}, now)
+        else:
+            seat = seat or (reply.seat or "").encode()
+            if command == _JOIN and reply.status is GameStatus.CREATED and seat:
+                conn.seat, conn.seq = seat, int_from_seq(seq)
+                log.debug("%s joined: seat %r", conn.name, seat)
+            elif (command == _QUIT and reply.status is GameStatus.OK) or reply.code in _SEAT_GONE:
+                conn.seat = None
+            self._write(conn, data, now)
+        self._advance(conn, now)
+
+    # ------------------------------------------------------------------ timers
+    def _sweep(self, now: float) -> None:
+        """Broker replies that never came, clients that stopped reading, orphans, lingering closes."""
+        for conn in list(self._conns.values()):
+            if conn.linger_deadline is not None:
+                if now >= conn.linger_deadline:
+                    self._drop(conn, "closed after its last reply", now)
+                continue
+            if conn.output and now - conn.last_write >= self.send_timeout:
+                self._drop(conn, f"no write progress for {self.send_timeout:g} s", now)
+                continue
+            key = conn.inflight
+            if key is not None and now >= conn.inflight_deadline:
+                self._inflight.pop(key, None)
+                self._orphan(key, now, conn.inflight_command == _JOIN)
+                conn.inflight = None
+                log.warning("no reply from the broker for %s within %g s", conn.name, self.reply_timeout)
+                self._answer(conn, GameStatus.BAD_REQUEST, None, {
+                    "message": f"The game server did not answer within {self.reply_timeout:g} s.",
+                    "reason": "broker reply timeout"}, now)
+                self._advance(conn, now)
+        orphans = self._orphans
+        while orphans:
+            key, (expiry, _) = next(iter(orphans.items()))
+            if expiry > now:
+                break
+            del orphans[key]
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_r.recv(512):
+                pass
+        except OSError:
+            pass
+
+    def _leave(self, now: float, grace: float = 1.0) -> None:
+        """On the way out: tell waiting agents, quit every seat, wait briefly for the QUITs."""
+        before = set(self._orphans)
+        for conn in list(self._conns.values()):
+            if conn.inflight is not None and not conn.closing:
+                self._inflight.pop(conn.inflight, None)
+                conn.inflight = None
+                self._answer(conn, GameStatus.BAD_REQUEST, None, {"message": "The gateway is shutting down."}, now)
+            self._drop(conn, "the gateway is shutting down", now)
+        deadline = now + grace
+        waiting = {key for key, (_, join) in self._orphans.items() if not join and key[0] and key not in before}
+        while waiting and (remaining := deadline - time.monotonic()) > 0:
+            if not self._dealer.poll(remaining * 1000):
+                break
+            for _ in range(1000):
+                try:
+                    frames = self._dealer.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                if len(frames) == 5:
+                    waiting.discard((frames[2], frames[3]))
