@@ -1,0 +1,446 @@
+"""The games and seats of one world, free of sockets: requests in, REPLY messages out.
+
+A :class:`GameHost` is what a world worker hosts: it creates games on demand (each a
+:class:`~world.session.GameSession`, seeded by :func:`game_seed`), handles the JOIN,
+STEP, RESET and QUIT requests the broker forwards (single or batched, PROTOCOL.md §1),
+gives the games time (held replies, seat leases) through its timer heap, and collects
+the seats that left, the games that closed and the trace events. It sends nothing: each
+call returns the messages to send, ready-made frames from ``ARENA1`` on, and the caller
+(:class:`~world.worker.WorldWorker`) carries them, RELEASE and trace included.
+
+A per-seat reply cache makes resends harmless (DESIGN §7): a request whose seq equals
+the seat's last answered one gets the same reply again, and a resend of a request the
+game still holds runs nothing (its reply, when it comes, goes to the client that resent
+it), so no step runs twice.
+
+>>> from protocol import PROTOCOL_FRAME, Command, decode_reply, pack, seq_bytes
+>>> from world import load_task
+>>> host = GameHost({"default": load_task()}, "w-doc")
+>>> join = pack({"task": "default", "role": "Attacker", "game": "g1"})
+>>> [reply] = host.request([PROTOCOL_FRAME, Command.REQUEST.frame, b"agent", Command.JOIN.frame,
+...                         b"seat-1", seq_bytes(1), join], now=0.0)
+>>> reply[1:6] == [Command.REPLY.frame, b"agent", Command.JOIN.frame, b"seat-1", seq_bytes(1)]
+True
+>>> decode_reply(reply[6]).message["game"], sorted(host.games), sorted(host.seats)
+('g1', ['g1'], [b'seat-1'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import logging
+from typing import Any
+
+import attrs
+
+from protocol import (
+    MAX_BODY_BYTES,
+    PROTOCOL_FRAME,
+    Command,
+    ErrorCode,
+    GameStatus,
+    ProtocolError,
+    action_from_compact,
+    encode_reply,
+    pack,
+    unpack,
+)
+from protocol.errors import describe
+from protocol.messages import MAX_SEAT_BYTES
+
+from .session import MALFORMED_MESSAGE, GameSession, Reply
+from .task import TaskConfig
+from .trajectory import Trajectory
+
+__all__ = ["GameHost", "Out", "Tag", "game_seed"]
+
+log = logging.getLogger(__name__)
+
+_JOIN, _STEP, _BATCH, _RESET, _QUIT = (Command.JOIN.frame, Command.STEP.frame, Command.BATCH.frame,
+                                       Command.RESET.frame, Command.QUIT.frame)
+_RELEASE, _REPLY = Command.RELEASE.frame, Command.REPLY.frame
+_BATCH_INNER = frozenset({_STEP, _RESET})
+_COMMANDS = frozenset({_JOIN, _STEP, _RESET, _QUIT})
+
+#: [client, command, seat, seq]: the request tag the sessions hand back in each Reply. A list,
+#: so a resend from a reconnected client can redirect a reply the game still holds.
+Tag = list[bytes]
+#: A reply ready to send, as its frames: [ARENA1, REPLY, client, command, seat, seq, body].
+Out = list[bytes]
+
+
+def game_seed(seed: int, game: str) -> int:
+    """The seed of a game's RNG: a stable function of the server seed and the game name,
+    so a game is the same whichever world hosts it."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{game}".encode()).digest()[:8], "big")
+
+
+@attrs.define(eq=False)
+class _Game:
+    name: str
+    task: TaskConfig
+    session: GameSession
+    topic: bytes
+    scheduled: float | None = None     # the deadline this game has in the timer heap
+    closed: bool = False
+
+
+@attrs.define(eq=False)
+class _Seat:
+    seat: bytes
+    text: str                          # the seat as the session and the trace name it
+    game: _Game
+    held: Tag | None = None            # the tag of a request the game holds
+    last_seq: bytes | None = None      # the last answered request: a resend gets its reply again
+    last_command: bytes = b""
+    last_body: bytes = b""
+
+
+class GameHost:
+    """The games of the given tasks (at most ``capacity``) that world ``name`` hosts.
+
+    What the caller reads between calls, as a session's ``released`` and ``events``:
+    ``games`` and ``seats`` (hosted now), ``timers`` (a heap of ``(deadline, id, game)``,
+    stale entries included: ``timers[0][0]`` is when to call :meth:`run_timers` at the
+    latest), ``released`` and ``closed`` (for :meth:`release_message`) and ``dirty``
+    (games with trace events, for :meth:`take_events`). Setting ``stopping`` refuses
+    new joins. ``trace`` turns trace events on; ``step_events`` adds one per step.
+    """
+
+    def __init__(self, tasks: dict[str, TaskConfig], name: str, *, seed: int = 42, capacity: int = 1000,
+                 trace: bool = False, step_events: bool = True) -> None:
+        self.tasks = tasks
+        self.name = name
+        self.seed = seed
+        self.capacity = capacity
+        self.trace = trace
+        self.step_events = step_events
+        self.stopping = False
+        self.games: dict[str, _Game] = {}
+        self.seats: dict[bytes, _Seat] = {}
+        self.timers: list[tuple[float, int, _Game]] = []
+        self.released: list[str | bytes] = []
+        self.closed: list[str] = []
+        self.dirty: set[_Game] = set()
+        self._timer_ids = itertools.count()
+        self._world_frame = name.encode()
+
+    def hosted(self) -> list[dict[str, Any]]:
+        """The games hosted now and their seats, as READY lists them (PROTOCOL.md §3.4)."""
+        return [{"game": game.name, "task": game.task.name,
+                 "seats": [[seat, entry.role.value] for seat, entry in game.session.seats.items()]}
+                for game in self.games.values()]
+
+    # ------------------------------------------------------------------ requests
+    def request(self, frames: list[bytes], now: float) -> list[Out]:
+        """The replies to one REQUEST message (``frames`` from ``ARENA1`` on), to send now:
+        one message per reply, or several steps or resets of a client as one batch (all of
+        its replies, for a batch request)."""
+        count = len(frames)
+        if count < 4:
+            log.warning("world %s: a REQUEST too short to answer dropped", self.name)
+            return []
+        client, command = frames[2], frames[3]
+        if command == _BATCH:
+            return self._batch(client, frames, now)
+        out: list[Out] = []
+        if count == 7 and command in _COMMANDS:
+            self._handle(client, command, frames[4], frames[5], frames[6], now, out)
+        else:
+            text = ("Expected [client][command][seat][seq][body] after REQUEST." if command in _COMMANDS
+                    else f"Unknown command {command[:4]!r} (PROTOCOL.md §2).")
+            seat, seq = (frames[4] if count > 4 else b""), (frames[5] if count > 5 else b"")
+            out.append(self._error([client, command, seat, seq], ErrorCode.BAD_FRAMES, text))
+        return out if len(out) < 2 else self._replies(out, None)
+
+    def _batch(self, client: bytes, frames: list[bytes], now: float) -> list[Out]:
+        if len(frames) < 9 or (len(frames) - 6) % 3 or frames[5] not in _BATCH_INNER:
+            text = "Expected [BATCH][world][STEP|RESET] then (seat, seq, body) triples."
+            return [self._error([client, _BATCH, b"", b""], ErrorCode.BAD_FRAMES, text)]
+        inner = frames[5]
+        out: list[Out] = []
+        for index in range(6, len(frames), 3):
+            self._handle(client, inner, frames[index], frames[index + 1], frames[index + 2], now, out)
+        return out if len(out) < 2 else self._replies(out, inner)
+
+    def _handle(self, client: bytes, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float,
+                out: list[Out]) -> None:
+        """One request; whatever goes wrong, it gets a reply."""
+        try:
+            if command == _JOIN:
+                self._join(client, seat, seq, body, now, out)
+            else:
+                self._request(client, command, seat, seq, body, now, out)
+        except Exception:
+            log.exception("world %s: a %r request of seat %r failed", self.name, command, seat[:64])
+            out.append(self._error([client, command, seat, seq], None,
+                                   "The world could not handle this request (internal error); see its log."))
+
+    def _request(self, client: bytes, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float,
+                 out: list[Out]) -> None:
+        """STEP, RESET or QUIT of a seat this world hosts."""
+        entry = self.seats.get(seat)
+        tag = [client, command, seat, seq]
+        if entry is None:
+            out.append(self._error(tag, ErrorCode.GAME_LOST,
+                                   f"World {self.name} hosts no game with this seat: the game is gone."))
+            return
+        if seq and (seq == entry.last_seq or (entry.held is not None and seq == entry.held[3])):
+            self._resend(entry, tag, out)
+            return
+        session = entry.game.session
+        try:
+            if command == _STEP:
+                replies = session.step(entry.text, action_from_compact(unpack(body, MAX_BODY_BYTES)), now, tag)
+            elif command == _RESET:
+                trajectory, randomize, seed = _reset_arguments(unpack(body, MAX_BODY_BYTES))
+                replies = session.reset(entry.text, now, tag, request_trajectory=trajectory,
+                                        randomize_topology=randomize, seed=seed)
+            else:
+                replies = session.quit(entry.text, now, tag)
+        except ProtocolError as error:
+            out.append(self._encode(self._malformed(tag, error)))
+            return
+        self._collect(entry.game, replies, out, tag, entry)
+
+    def _join(self, client: bytes, seat: bytes, seq: bytes, body: bytes, now: float, out: list[Out]) -> None:
+        tag = [client, _JOIN, seat, seq]
+        entry = self.seats.get(seat)
+        if entry is not None:
+            if seq and (seq == entry.last_seq or (entry.held is not None and seq == entry.held[3])):
+                self._resend(entry, tag, out)
+            else:
+                out.append(self._encode(self._bad(tag, ErrorCode.ALREADY_JOINED,
+                                                  f"This seat already plays in game {entry.game.name}.")))
+            return
+        try:
+            text, task_name, role, game_name, name = _join_arguments(seat, body)
+        except ProtocolError as error:
+            self.released.append(_seat_text(seat))
+            out.append(self._encode(self._malformed(tag, error)))
+            return
+        task = self.tasks.get(task_name)
+        game = self.games.get(game_name)
+        problem: tuple[ErrorCode, str] | None = None
+        if self.stopping:
+            problem = ErrorCode.NO_WORLD, f"World {self.name} is shutting down."
+        elif task is None:
+            problem = ErrorCode.UNKNOWN_TASK, (f"World {self.name} does not serve task {task_name!r} "
+                                               f"(it serves {', '.join(sorted(self.tasks))}).")
+        elif game is None and len(self.games) >= self.capacity:
+            problem = ErrorCode.NO_WORLD, f"World {self.name} is full ({self.capacity} games)."
+        elif game is not None and game.task is not task:
+            problem = ErrorCode.GAME_TASK_MISMATCH, f"Game {game_name!r} plays task {game.task.name}, not {task_name}."
+        if problem is not None:
+            self.released.append(text)
+            out.append(self._encode(self._bad(tag, *problem)))
+            return
+        assert task is not None
+        if game is None:
+            game = self._new_game(task, game_name)
+        entry = self.seats[seat] = _Seat(seat, text, game)
+        replies = game.session.join(text, name, role, now, tag)
+        own = next((reply for reply in replies if reply.request is tag), None)
+        if own is not None and own.status is GameStatus.BAD_REQUEST:
+            del self.seats[seat]
+            self.released.append(text)
+        self._collect(game, replies, out, tag, entry)
+        self._schedule(game)
+
+    def _new_game(self, task: TaskConfig, name: str) -> _Game:
+        session = GameSession(task, seed=game_seed(self.seed, name), name=name)
+        if self.trace:
+            session.events = []
+            session.step_events = self.step_events
+        game = self.games[name] = _Game(name, task, session, f"trace.{task.name}.{name}".encode())
+        log.debug("world %s: game %s of task %s created", self.name, name, task.name)
+        return game
+
+    def _collect(self, game: _Game, replies: list[Reply], out: list[Out], tag: Tag | None = None,
+                 entry: _Seat | None = None) -> None:
+        """Encode a session call's replies; note a held request, released seats, trace events."""
+        held = tag is not None
+        for reply in replies:
+            if reply.request is tag:
+                held = False
+            out.append(self._encode(reply))
+        if held and entry is not None and tag is not None and entry.seat in self.seats:
+            entry.held = tag
+            self._schedule(game)
+        session = game.session
+        if session.released or not session.seats:
+            self._collect_released(game)
+        if session.events:
+            self.dirty.add(game)
+
+    def _collect_released(self, game: _Game) -> None:
+        session = game.session
+        for text in session.released:
+            self.seats.pop(text.encode(), None)
+            self.released.append(text)
+        session.released.clear()
+        if not session.seats and not game.closed:
+            game.closed = True
+            self.games.pop(game.name, None)
+            self.closed.append(game.name)
+            log.debug("world %s: game %s closed", self.name, game.name)
+
+    # ------------------------------------------------------------------ replies
+    def _encode(self, reply: Reply) -> Out:
+        client, command, seat, seq = reply.request
+        message = reply.message
+        entry = self.seats.get(seat)
+        if isinstance(message, dict):
+            if command == _JOIN and entry is not None:
+                message = {**message, "seat": entry.text, "world": self.name, "game": entry.game.name,
+                           "task": entry.game.task.name}
+            elif isinstance(message.get("last_trajectory"), Trajectory):
+                message = {**message, "last_trajectory": message["last_trajectory"].as_dict()}
+        body = encode_reply(reply.status, reply.observation, message, reply.code)
+        if entry is not None:
+            entry.last_seq, entry.last_command, entry.last_body = seq, command, body
+            if entry.held is reply.request:
+                entry.held = None
+        return [PROTOCOL_FRAME, _REPLY, client, command, seat, seq, body]
+
+    def _resend(self, entry: _Seat, tag: Tag, out: list[Out]) -> None:
+        """A resend: the cached reply again; while the game still holds the request, nothing
+        now, but the reply will go to the client that resent it (it may have reconnected)."""
+        if tag[3] == entry.last_seq:
+            out.append([PROTOCOL_FRAME, _REPLY, tag[0], entry.last_command, entry.seat, tag[3], entry.last_body])
+        elif entry.held is not None:
+            entry.held[0] = tag[0]
+        log.debug("world %s: resend of seat %s seq %r", self.name, entry.text, tag[3])
+
+    def _replies(self, out: list[Out], inner: bytes | None) -> list[Out]:
+        """Several replies as messages: one batch per client (of ``inner``, for a batch request)
+        where they are steps or resets, one message each otherwise."""
+        groups: dict[tuple[bytes, bytes], list[Out]] = {}
+        for item in out:
+            groups.setdefault((item[2], inner if inner is not None else item[3]), []).append(item)
+        messages: list[Out] = []
+        for (client, command), group in groups.items():
+            if len(group) == 1 or command not in _BATCH_INNER:
+                messages += group
+                continue
+            frames = [PROTOCOL_FRAME, _REPLY, client, _BATCH, self._world_frame, command]
+            for _, _, _, _, seat, seq, body in group:
+                frames += (seat, seq, body)
+            messages.append(frames)
+        return messages
+
+    def _bad(self, tag: Tag, code: ErrorCode, text: str) -> Reply:
+        return Reply(tag[2], tag, GameStatus.BAD_REQUEST, None, {"message": text}, code)
+
+    def _malformed(self, tag: Tag, error: ProtocolError) -> Reply:
+        return Reply(tag[2], tag, GameStatus.BAD_REQUEST, None,
+                     {"message": MALFORMED_MESSAGE, "reason": str(error)}, ErrorCode.MALFORMED)
+
+    def _error(self, tag: Tag, code: ErrorCode | None, text: str) -> Out:
+        """An error for a request that reached no seat (nothing cached)."""
+        return [PROTOCOL_FRAME, _REPLY, *tag, encode_reply(GameStatus.BAD_REQUEST, None, {"message": text}, code)]
+
+    # ------------------------------------------------------------------ timers
+    def _schedule(self, game: _Game) -> None:
+        """Make sure the heap wakes the game by its next deadline (later entries go stale)."""
+        deadline = game.session.next_deadline()
+        if deadline is not None and not game.closed and (game.scheduled is None or deadline < game.scheduled):
+            game.scheduled = deadline
+            heapq.heappush(self.timers, (deadline, next(self._timer_ids), game))
+
+    def run_timers(self, now: float) -> list[Out]:
+        """Give the games whose deadline passed their time; the replies that released, to send."""
+        timers = self.timers
+        out: list[Out] = []
+        while timers and timers[0][0] <= now:
+            deadline, _, game = heapq.heappop(timers)
+            if game.closed or deadline != game.scheduled:
+                continue
+            game.scheduled = None
+            try:
+                self._collect(game, game.session.tick(now), out)
+            except Exception:
+                log.exception("world %s: timers of game %s failed", self.name, game.name)
+            self._schedule(game)
+        return out if len(out) < 2 else self._replies(out, None)
+
+    # ------------------------------------------------------------------ releases and trace
+    def release_message(self) -> list[bytes]:
+        """The RELEASE message of the seats and games gone since the last one (PROTOCOL.md §1)."""
+        message = [PROTOCOL_FRAME, _RELEASE, pack({"seats": self.released, "closed": self.closed})]
+        self.released, self.closed = [], []
+        return message
+
+    def take_events(self) -> list[tuple[bytes, list[dict[str, Any]]]]:
+        """The new trace events of each ``dirty`` game, with its topic; they are the caller's now."""
+        batches: list[tuple[bytes, list[dict[str, Any]]]] = []
+        for game in self.dirty:
+            events = game.session.events
+            if events:
+                game.session.events = []
+                batches.append((game.topic, events))
+        self.dirty.clear()
+        return batches
+
+    # ------------------------------------------------------------------ leaving
+    def drop_games(self, reason: str) -> list[Out]:
+        """Forget every game (no split brain); the GAME_LOST answers to its held requests, to send.
+        The games' last trace events stay for :meth:`take_events`."""
+        out: list[Out] = []
+        for game in self.games.values():
+            for reply in game.session.close(reason):
+                out.append(self._error(reply.request, ErrorCode.GAME_LOST,
+                                       f"Game {game.name} is gone: {reason}."))
+            game.closed = True
+            if game.session.events:
+                self.dirty.add(game)
+        self.games.clear()
+        self.seats.clear()
+        self.timers.clear()
+        self.released, self.closed = [], []
+        return out
+
+
+def _seat_text(seat: bytes) -> str | bytes:
+    try:
+        return seat.decode()
+    except UnicodeDecodeError:
+        return seat
+
+
+def _text(value: Any, field: str, limit: int = 200) -> str:
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ProtocolError(field, f"a non-empty string of at most {limit} characters", describe(value))
+    return value
+
+
+def _join_arguments(seat: bytes, body: bytes) -> tuple[str, str, str, str, str]:
+    """(seat text, task, role, game, name) of a JOIN the broker forwarded (task and game filled in)."""
+    if not seat or len(seat) > MAX_SEAT_BYTES:
+        raise ProtocolError("seat", f"1 to {MAX_SEAT_BYTES} bytes", f"{len(seat)} bytes")
+    try:
+        text = seat.decode()
+    except UnicodeDecodeError:
+        raise ProtocolError("seat", "UTF-8 text", describe(seat)) from None
+    request = unpack(body, MAX_BODY_BYTES)
+    if not isinstance(request, dict):
+        raise ProtocolError("join", "a map {task, role, game, name}", describe(request))
+    name = request.get("name")
+    return (text, _text(request.get("task"), "join.task"), _text(request.get("role"), "join.role", 20),
+            _text(request.get("game"), "join.game"), "agent" if name is None else _text(name, "join.name"))
+
+
+def _reset_arguments(value: Any) -> tuple[bool, bool, int | None]:
+    """``[request_trajectory, randomize_topology, seed]``, strictly typed."""
+    if not isinstance(value, list) or len(value) != 3:
+        raise ProtocolError("reset", "[request_trajectory, randomize_topology, seed]", describe(value))
+    trajectory, randomize, seed = value
+    if not isinstance(trajectory, bool):
+        raise ProtocolError("reset.request_trajectory", "true or false", describe(trajectory))
+    if not isinstance(randomize, bool):
+        raise ProtocolError("reset.randomize_topology", "true or false", describe(randomize))
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ProtocolError("reset.seed", "an integer or null", describe(seed))
+    return trajectory, randomize, seed
