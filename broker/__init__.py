@@ -19,8 +19,8 @@ from .trace import TraceProxy
 __all__ = [
     "DEFAULT_ENDPOINTS",
     "Broker",
-    "Gateway",
     "GameRecord",
+    "Gateway",
     "Placement",
     "PlacementError",
     "SeatRecord",
