@@ -18,6 +18,7 @@ import json
 import logging
 import random
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -341,39 +342,33 @@ def demo(task_location: str | None, episodes: int, seed: int, as_json: bool) -> 
 
     task = _load_tasks((task_location,) if task_location else ())[0]
     summary = Summary()
-    defender_summary = Summary()
-    errors: list[BaseException] = []
     with Stack(tasks=[task_location] if task_location else [], worlds=1, seed=seed) as stack:
         frontend = stack.endpoints["frontend"]
-
-        def defend() -> None:
-            try:
-                agent = BaseAgent(frontend, AgentRole.Defender, task=task.name, game="demo", name="defender")
-                try:
-                    for outcome in play_episodes(agent, POLICIES["defender"], episodes, random.Random(seed + 1)):
-                        defender_summary.add(outcome)
-                finally:
-                    agent.terminate_connection()
-            except BaseException as error:  # reported by the main thread
-                errors.append(error)
-
-        defender = threading.Thread(target=defend, name="defender", daemon=True)
-        defender.start()
-        _wait_for_seat(frontend, "demo", "Defender", errors)  # so the game starts with both players
-        attacker = BaseAgent(frontend, AgentRole.Attacker, task=task.name, game="demo", name="attacker")
+        defender = subprocess.Popen(
+            [sys.executable, "-m", "bin", "play", "--broker", frontend, "--agent", "defender", "--task", task.name,
+             "--game", "demo", "--episodes", str(episodes), "--seed", str(seed + 1), "--json"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            with _progress(episodes, f"{task.name}: attacker vs defender", summary, quiet=as_json) as report:
-                for outcome in play_episodes(attacker, POLICIES["kill-chain"], episodes, random.Random(seed)):
-                    report(outcome)
-        except ArenaError as error:
-            raise click.ClickException(str(error)) from None
+            _wait_for_seat(frontend, "demo", "Defender", defender)  # so the game starts with both players
+            attacker = BaseAgent(frontend, AgentRole.Attacker, task=task.name, game="demo", name="attacker")
+            summary.started = time.perf_counter()  # time the play, not the start-up
+            try:
+                with _progress(episodes, f"{task.name}: attacker vs defender", summary, quiet=as_json) as report:
+                    for outcome in play_episodes(attacker, POLICIES["kill-chain"], episodes, random.Random(seed)):
+                        report(outcome)
+            except ArenaError as error:
+                raise click.ClickException(str(error)) from None
+            finally:
+                attacker.terminate_connection()
+            out, err = defender.communicate(timeout=120)
         finally:
-            attacker.terminate_connection()
-            defender.join(timeout=30)
-    if errors:
-        raise click.ClickException(f"the defender failed: {errors[0]}")
+            if defender.poll() is None:
+                defender.kill()
+                defender.wait()
+    if defender.returncode != 0:
+        raise click.ClickException(f"the defender failed: {err.strip().splitlines()[-1] if err.strip() else '?'}")
     result = summary.as_dict()
-    result["mean_defender_return"] = defender_summary.as_dict()["mean_return"]
+    result["mean_defender_return"] = json.loads(out)["mean_return"]
     if as_json:
         click.echo(json.dumps(result))
         return
@@ -381,9 +376,10 @@ def demo(task_location: str | None, episodes: int, seed: int, as_json: bool) -> 
     click.echo(f"defender mean return {result['mean_defender_return']:.1f}")
 
 
-def _wait_for_seat(frontend: str, game: str, role: str, errors: list[BaseException], timeout: float = 30.0) -> None:
+def _wait_for_seat(frontend: str, game: str, role: str, process: subprocess.Popen[str],
+                   timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not errors:
+    while time.monotonic() < deadline and process.poll() is None:
         games = query_status(frontend, timeout=1.0).get("games", [])
         if any(g["game"] == game and g["seats"].get(role) for g in games):
             return

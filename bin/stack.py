@@ -130,13 +130,14 @@ class Stack:
         raise TimeoutError(f"only {len(status.get('worlds', []))} of {self.worlds} worlds registered")
 
     def stop(self, timeout: float = 10.0) -> list[int | None]:
-        """SIGTERM every child (worlds first, then the broker), then SIGKILL stragglers."""
+        """Stop the children in reverse order (gateway, worlds, then the broker), each
+        with SIGTERM and a bounded wait, then SIGKILL; the broker goes last so the others
+        can say goodbye to it."""
+        deadline = time.monotonic() + timeout
+        codes: list[int | None] = []
         for process in reversed(self.processes):
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        codes = []
-        for process in reversed(self.processes):
             try:
                 codes.append(process.wait(max(0.1, deadline - time.monotonic())))
             except subprocess.TimeoutExpired:

@@ -349,7 +349,8 @@ class Broker:
         world = self.placement.remove_world(identity)
         if world is None:
             return
-        log.warning("world %s removed: %s; %d games lost", world.name, reason, len(world.games))
+        level = logging.WARNING if world.games or world.inflight else logging.INFO
+        log.log(level, "world %s removed: %s; %d games lost", world.name, reason, len(world.games))
         for (seat, seq), (client, command) in world.inflight.items():
             self._error(client, command, seat, seq, ErrorCode.GAME_LOST,
                         f"The world hosting this game is gone ({reason}).")
