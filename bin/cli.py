@@ -294,8 +294,7 @@ def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds:
             if not once and time.monotonic() >= next_print:
                 next_print += seconds
                 _show_figures(figures.snapshot(), as_json)
-    if once or not jsonl:
-        _show_figures(figures.snapshot(), as_json)
+    _show_figures(figures.snapshot(), as_json)  # the figures at the end, always
 
 
 def _show_figures(snapshot: dict[str, Any], as_json: bool) -> None:
