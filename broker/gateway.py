@@ -6,17 +6,20 @@ the msgpack protocol (JoinGame → JOIN, game actions → STEP, ResetGame → RE
 QuitGame → QUIT; PROTOCOL.md) and sent to the broker frontend over one DEALER; the
 replies go back in NetSecGame's format, JSON then ``EOF``. One process, one
 ``zmq.Poller`` loop over the listening socket, every client socket and the DEALER; no
-threads. Where upstream hangs or stops, the gateway answers BAD_REQUEST (DESIGN §3):
+threads. Where upstream hangs or stops, the gateway answers BAD_REQUEST (DESIGN §3).
 
-* several requests in one read are answered one by one, in order; a request split
-  across reads waits for the rest, and an incomplete document with no new bytes for
-  ``incomplete_timeout`` is answered "Malformed Action";
-* a request over ``max_request_bytes`` is answered BAD_REQUEST and the connection closed;
-* an action before JoinGame, a second JoinGame, invalid UTF-8 / JSON / actions: BAD_REQUEST;
+Each client is a :class:`~broker.gateway_connection.Connection`: it frames, queues and
+validates its requests and buffers its replies (pipelined, split, incomplete, oversized
+and invalid requests are handled there). This module is the rest:
+
+* accepting (``allow`` list, ``max_connections``), the broker DEALER, and routing each
+  reply to the connection that waits for it;
 * QuitGame is answered; a closed connection quits its seat; a reply the broker never
-  sends is answered BAD_REQUEST after ``reply_timeout``;
-* ``EOF`` inside a string is escaped, so a NetSecGame client that deletes every ``EOF``
-  still parses the reply.
+  sends is answered BAD_REQUEST after ``reply_timeout``; a client with no write
+  progress for ``send_timeout`` is dropped;
+* ``EOF`` inside a string is escaped (:mod:`broker.gateway_codec`), so a NetSecGame
+  client that deletes every ``EOF`` still parses the reply;
+* on shutdown, waiting agents are told and every seat is quit.
 
 Run it (``arena gateway`` does this)::
 
@@ -48,36 +51,14 @@ import math
 import os
 import socket
 import time
-from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
-import attrs
 import zmq
 
-from protocol import (
-    PROTOCOL_FRAME,
-    Action,
-    ActionType,
-    Command,
-    ErrorCode,
-    GameStatus,
-    ProtocolError,
-    int_from_seq,
-    seq_bytes,
-)
+from protocol import PROTOCOL_FRAME, Command, ErrorCode, GameStatus, int_from_seq, seq_bytes
 
-from .gateway_codec import (
-    MALFORMED_MESSAGE,
-    NIL,
-    OVERSIZED,
-    JsonFramer,
-    decode_broker_reply,
-    join_body,
-    parse_request,
-    render_reply,
-    request_body,
-)
+from .gateway_codec import MALFORMED_MESSAGE, NIL, JsonFramer, decode_broker_reply, render_reply
+from .gateway_connection import Connection
 
 __all__ = ["MALFORMED_MESSAGE", "Gateway"]
 
@@ -88,44 +69,7 @@ _JOIN, _QUIT = Command.JOIN.frame, Command.QUIT.frame
 _SEAT_GONE = frozenset({ErrorCode.UNKNOWN_SEAT.value, ErrorCode.SEAT_RELEASED.value, ErrorCode.GAME_LOST.value,
                         ErrorCode.NOT_JOINED.value})
 _POLLIN, _POLLOUT, _POLLERR = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.POLLERR)
-_RECV_BYTES = 65536
 _HWM = 100_000
-_LINGER_CLOSE = 2.0  # seconds a closing connection is drained so its last reply is not lost to a reset
-
-
-@attrs.frozen
-class _Request:
-    """One parsed request: an action, or why it could not be used."""
-
-    action: Action | None = None
-    error: ProtocolError | None = None
-    fatal: bool = False  # answer, then close the connection (oversized)
-
-
-@attrs.define(eq=False)
-class _Connection:
-    """One TCP client: its seat, buffers and the request it waits on."""
-
-    sock: socket.socket
-    fd: int
-    to_agent: list[Any]
-    framer: JsonFramer
-    queue: deque[_Request] = attrs.Factory(deque)
-    output: bytearray = attrs.Factory(bytearray)
-    seat: bytes | None = None
-    seq: int = 0
-    inflight: tuple[bytes, bytes] | None = None
-    inflight_command: bytes = b""
-    inflight_deadline: float = 0.0
-    last_write: float = 0.0
-    reading: bool = True
-    closing: bool = False           # answer what is queued for output, then close
-    linger_deadline: float | None = None
-    events: int = 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.to_agent[0]}:{self.to_agent[1]}"
 
 
 class Gateway:
@@ -174,12 +118,14 @@ class Gateway:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
+        # Each Connection (broker.gateway_connection) also uses _poller, _partial, _join_numbers,
+        # _send and _drop: it registers its own socket and hands requests and drops back here.
         self._poller = zmq.Poller()
-        self._conns: dict[int, _Connection] = {}
-        self._inflight: dict[tuple[bytes, bytes], _Connection] = {}
+        self._conns: dict[int, Connection] = {}
+        self._inflight: dict[tuple[bytes, bytes], Connection] = {}
         #: Replies nobody waits for any more: key -> (expiry, was a JOIN).
         self._orphans: dict[tuple[bytes, bytes], tuple[float, bool]] = {}
-        self._partial: dict[_Connection, float] = {}  # incomplete-document deadlines
+        self._partial: dict[Connection, float] = {}  # incomplete-document deadlines
         self._join_numbers = itertools.count(1)
         self._stopping = False
         self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4)
@@ -261,15 +207,15 @@ class Gateway:
                     elif (conn := self._conns.get(target)) is not None:
                         try:
                             if flags & _POLLOUT:
-                                self._flush(conn, now)
+                                conn.flush(now)
                             if flags & (_POLLIN | _POLLERR) and self._conns.get(target) is conn:
-                                self._read(conn, now)
+                                conn.read(now)
                         except Exception:  # a bug must cost one connection, never the gateway
                             log.exception("connection %s failed", conn.name)
                             self._drop(conn, "internal error", now)
                 if self._partial:
                     for conn in [c for c, due in self._partial.items() if due <= now]:
-                        self._incomplete(conn, now)
+                        conn.incomplete(now)
                 if now >= next_sweep:
                     self._sweep(now)
                     next_sweep = now + self._sweep_every
@@ -303,9 +249,9 @@ class Gateway:
                 continue
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(sock, sock.fileno(), to_agent, JsonFramer(self.max_request_bytes), last_write=now)
+            conn = Connection(self, sock, sock.fileno(), to_agent, JsonFramer(self.max_request_bytes), last_write=now)
             self._conns[conn.fd] = conn
-            self._watch(conn)
+            conn.watch()
             log.debug("connection from %s", conn.name)
 
     def _allowed(self, host: str) -> bool:
@@ -315,167 +261,26 @@ class Gateway:
             return False
         return any(address in network for network in self.allow or ())
 
-    def _read(self, conn: _Connection, now: float) -> None:
-        try:
-            data = conn.sock.recv(_RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as error:
-            self._drop(conn, f"read failed: {error}", now)
-            return
-        if not data:
-            self._drop(conn, "closed by the agent", now)
-            return
-        if conn.closing:  # draining before the close: nothing more is parsed
-            return
-        conn.framer.feed(data)
-        self._parse(conn, now)
-        self._advance(conn, now)
-
-    def _parse(self, conn: _Connection, now: float) -> None:
-        """Frame buffered bytes into requests, up to the queue's cap."""
-        queue, framer = conn.queue, conn.framer
-        while len(queue) < self.max_queue:
-            document = framer.next()
-            if document is None:
-                break
-            if document is OVERSIZED:
-                queue.append(_Request(error=ProtocolError(
-                    "request", f"at most {self.max_request_bytes} bytes", "a longer one"), fatal=True))
-                conn.closing = True  # read and drop the rest; close once the reply is out
-                break
-            try:
-                queue.append(_Request(parse_request(document)))  # type: ignore[arg-type]  # a Document
-            except ProtocolError as error:
-                queue.append(_Request(error=error))
-        if framer.pending and not conn.closing and len(queue) < self.max_queue:
-            self._partial[conn] = now + self.incomplete_timeout
-        else:
-            self._partial.pop(conn, None)
-        reading = len(queue) < self.max_queue or conn.closing
-        if reading != conn.reading:
-            conn.reading = reading
-            self._watch(conn)
-
-    def _incomplete(self, conn: _Connection, now: float) -> None:
-        self._partial.pop(conn, None)
-        size = len(conn.framer.take())
-        conn.queue.append(_Request(error=ProtocolError(
-            "request", "a complete JSON document",
-            f"an incomplete one ({size} bytes) and no more bytes for {self.incomplete_timeout:g} s")))
-        self._advance(conn, now)
-
-    def _advance(self, conn: _Connection, now: float) -> None:
-        """Start queued requests, one at a time: the next only once this one is answered."""
-        while conn.inflight is None and conn.queue and self._conns.get(conn.fd) is conn:
-            self._dispatch(conn, conn.queue.popleft(), now)
-            if not conn.reading and not conn.closing and len(conn.queue) < self.max_queue:
-                self._parse(conn, now)  # room again: frame what is buffered, resume reading
-
-    def _dispatch(self, conn: _Connection, request: _Request, now: float) -> None:
-        if request.error is not None:
-            self._answer(conn, GameStatus.BAD_REQUEST, None,
-                         {"message": MALFORMED_MESSAGE, "reason": str(request.error)}, now)
-            if request.fatal:
-                self._close_after_output(conn, now)
-            return
-        action = request.action
-        assert action is not None
-        kind = action.action_type
-        if kind is ActionType.JoinGame and conn.seat is not None:
-            self._answer(conn, GameStatus.BAD_REQUEST, None, "Agent already exists.", now)
-            return
-        if kind is not ActionType.JoinGame and conn.seat is None:
-            self._answer(conn, GameStatus.BAD_REQUEST, None, {
-                "message": "Bad request received: this agent has not joined a game; send JoinGame first.",
-                "reason": f"{kind} before JoinGame"}, now)
-            return
-        try:
-            if kind is ActionType.JoinGame:
-                command, body = _JOIN, join_body(self.task, self.game, action)
-            else:
-                command, body = request_body(action)
-        except (ValueError, TypeError, OverflowError) as error:  # ProtocolError, or what msgpack cannot encode
-            self._answer(conn, GameStatus.BAD_REQUEST, None, {"message": MALFORMED_MESSAGE, "reason": str(error)},
-                         now)
-            return
-        if command == _JOIN:
-            self._send(conn, _JOIN, b"", seq_bytes(next(self._join_numbers)), body, now)
-        else:
-            assert conn.seat is not None
-            conn.seq += 1
-            self._send(conn, command, conn.seat, seq_bytes(conn.seq), body, now)
-
-    def _send(self, conn: _Connection, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float) -> None:
+    def _send(self, conn: Connection, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float) -> None:
+        """Send one request for ``conn`` to the broker; its reply is routed back by (seat, seq)."""
         try:
             self._dealer.send_multipart([PROTOCOL_FRAME, command, seat, seq, body], zmq.NOBLOCK)
         except zmq.ZMQError as error:
-            self._answer(conn, GameStatus.BAD_REQUEST, None,
-                         {"message": f"The gateway cannot reach the game server right now ({error})."}, now)
+            conn.answer(GameStatus.BAD_REQUEST, None,
+                        {"message": f"The gateway cannot reach the game server right now ({error})."}, now)
             return
         key = (b"" if command == _JOIN else seat, seq)
         conn.inflight, conn.inflight_command, conn.inflight_deadline = key, command, now + self.reply_timeout
         self._inflight[key] = conn
 
-    def _answer(self, conn: _Connection, status: GameStatus, observation: dict[str, Any] | None,
-                message: dict[str, Any] | str | None, now: float) -> None:
-        self._write(conn, render_reply(conn.to_agent, status, observation, message), now)
-
-    def _write(self, conn: _Connection, data: bytes, now: float) -> None:
-        if not conn.output:
-            conn.last_write = now  # the send timeout counts from here
-        conn.output += data
-        if len(conn.output) > self.max_output_bytes:
-            self._drop(conn, f"not reading its replies ({len(conn.output)} bytes waiting)", now)
-            return
-        self._flush(conn, now)
-
-    def _flush(self, conn: _Connection, now: float) -> None:
-        if conn.output:
-            try:
-                sent = conn.sock.send(conn.output)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as error:
-                self._drop(conn, f"write failed: {error}", now)
-                return
-            if sent:
-                del conn.output[:sent]
-                conn.last_write = now
-        if not conn.output and conn.closing and conn.inflight is None and not conn.queue \
-                and conn.linger_deadline is None:
-            with contextlib.suppress(OSError):  # lingering close: FIN after the last reply, then drain
-                conn.sock.shutdown(socket.SHUT_WR)
-            conn.linger_deadline = now + _LINGER_CLOSE
-        self._watch(conn)
-
-    def _close_after_output(self, conn: _Connection, now: float) -> None:
-        conn.closing, conn.reading = True, True
-        conn.queue.clear()
-        self._partial.pop(conn, None)
-        self._flush(conn, now)
-
-    def _watch(self, conn: _Connection) -> None:
-        """Poll the socket for what it needs: reading (unless paused), writing (if output waits)."""
-        wanted = (_POLLIN if conn.reading else 0) | (_POLLOUT if conn.output else 0)
-        if wanted != conn.events and self._conns.get(conn.fd) is conn:
-            if wanted:
-                self._poller.register(conn.fd, wanted)
-            else:
-                self._poller.unregister(conn.fd)
-            conn.events = wanted
-
-    def _discard(self, conn: _Connection) -> None:
+    def _discard(self, conn: Connection) -> None:
         """Forget a connection and close its socket (no messages)."""
         if self._conns.get(conn.fd) is conn:
             del self._conns[conn.fd]
-            if conn.events:
-                self._poller.unregister(conn.fd)
-                conn.events = 0
         self._partial.pop(conn, None)
-        conn.sock.close()
+        conn.close()
 
-    def _drop(self, conn: _Connection, reason: str, now: float) -> None:
+    def _drop(self, conn: Connection, reason: str, now: float) -> None:
         """Close a connection: what it waited for is orphaned, its seat quit."""
         if self._conns.get(conn.fd) is not conn:
             return
@@ -537,8 +342,8 @@ class Gateway:
             data = render_reply(conn.to_agent, reply.status, reply.observation, reply.message)
         except Exception as error:  # our own worlds never send this: say so, keep serving
             log.error("undecodable reply for %s: %s", conn.name, error)
-            self._answer(conn, GameStatus.BAD_REQUEST, None,
-                         {"message": "The game server sent a reply the gateway cannot read."}, now)
+            conn.answer(GameStatus.BAD_REQUEST, None,
+                        {"message": "The game server sent a reply the gateway cannot read."}, now)
         else:
             seat = seat or (reply.seat or "").encode()
             if command == _JOIN and reply.status is GameStatus.CREATED and seat:
@@ -546,8 +351,8 @@ class Gateway:
                 log.debug("%s joined: seat %r", conn.name, seat)
             elif (command == _QUIT and reply.status is GameStatus.OK) or reply.code in _SEAT_GONE:
                 conn.seat = None
-            self._write(conn, data, now)
-        self._advance(conn, now)
+            conn.write(data, now)
+        conn.advance(now)
 
     # ------------------------------------------------------------------ timers
     def _sweep(self, now: float) -> None:
@@ -566,10 +371,10 @@ class Gateway:
                 self._orphan(key, now, conn.inflight_command == _JOIN)
                 conn.inflight = None
                 log.warning("no reply from the broker for %s within %g s", conn.name, self.reply_timeout)
-                self._answer(conn, GameStatus.BAD_REQUEST, None, {
+                conn.answer(GameStatus.BAD_REQUEST, None, {
                     "message": f"The game server did not answer within {self.reply_timeout:g} s.",
                     "reason": "broker reply timeout"}, now)
-                self._advance(conn, now)
+                conn.advance(now)
         orphans = self._orphans
         while orphans:
             key, (expiry, _) = next(iter(orphans.items()))
@@ -591,7 +396,7 @@ class Gateway:
             if conn.inflight is not None and not conn.closing:
                 self._inflight.pop(conn.inflight, None)
                 conn.inflight = None
-                self._answer(conn, GameStatus.BAD_REQUEST, None, {"message": "The gateway is shutting down."}, now)
+                conn.answer(GameStatus.BAD_REQUEST, None, {"message": "The gateway is shutting down."}, now)
             self._drop(conn, "the gateway is shutting down", now)
         deadline = now + grace
         waiting = {key for key, (_, join) in self._orphans.items() if not join and key[0] and key not in before}
