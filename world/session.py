@@ -18,6 +18,7 @@ the replies each event releases, shaped as NetSecGame's (reference netsecgame.md
 * every request gets exactly one reply, now or later.
 
 Time is passed in (``now``, seconds, monotonic), so a worker loop or a test drives it.
+The seat records and the reply shapes it fills in live in :mod:`world.seats`.
 
 >>> from world.task import load_task
 >>> session = GameSession(load_task("world/tasks/scenario1_small_attacker.yaml"), seed=42)
@@ -29,13 +30,10 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 from collections import Counter
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
-
-import attrs
 
 from protocol import (
     GAME_ACTIONS,
@@ -45,7 +43,6 @@ from protocol import (
     AgentRole,
     AgentStatus,
     ErrorCode,
-    GameState,
     GameStatus,
     Observation,
     ProtocolError,
@@ -55,87 +52,27 @@ from protocol import (
 
 from .game_world import GameWorld, goal_reached
 from .global_defender import action_key, is_detected
+from .seats import (
+    _PLAYING,
+    ENDED_INFO,
+    MALFORMED_MESSAGE,
+    Reply,
+    _Held,
+    _Seat,
+    bad_reply,
+    busy_reply,
+    malformed_reply,
+    not_joined_reply,
+    reset_reply,
+    sanitize_agent_name,
+    welcome_reply,
+)
 from .task import TaskConfig
 from .trajectory import Trajectory, append_line, trajectory_file_name
 
 __all__ = ["MALFORMED_MESSAGE", "GameSession", "Reply", "sanitize_agent_name"]
 
 log = logging.getLogger(__name__)
-
-MALFORMED_MESSAGE = "Bad request received: Malformed Action"
-ENDED_INFO = "Episode ended. Request reset for starting new episode."
-_ACTION_NAMES = [str(action_type) for action_type in ActionType]
-_PLAYING = (AgentStatus.Playing, AgentStatus.PlayingWithTimeout)
-
-
-@attrs.frozen
-class Reply:
-    """One reply to one request. ``request`` echoes the caller's tag for it."""
-
-    seat: Hashable
-    request: Any
-    status: GameStatus
-    observation: Observation | None = None
-    message: dict[str, Any] | str | None = None
-    code: ErrorCode | None = None
-
-    def as_netsecgame_dict(self) -> dict[str, Any]:
-        """NetSecGame's reply object, without ``to_agent`` (the gateway adds it)."""
-        result: dict[str, Any] = {"status": str(self.status)}
-        if self.observation is not None:
-            state, reward, end, info = self.observation
-            result["observation"] = {"state": state.as_dict, "reward": reward, "end": end, "info": info}
-        elif self.status is GameStatus.BAD_REQUEST and isinstance(self.message, dict):
-            result["observation"] = None
-        if self.message is not None:
-            result["message"] = _message_as_json(self.message)
-        return result
-
-
-def _message_as_json(message: Any) -> Any:
-    if isinstance(message, dict):
-        return {key: (value.as_dict() if isinstance(value, Trajectory) else value)
-                for key, value in message.items()}
-    return message
-
-
-def sanitize_agent_name(name: str, fallback: str = "agent") -> str:
-    """Letters, digits, ``_`` and ``-`` only; runs of ``_`` collapsed; at most 200 chars."""
-    cleaned = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_-]", "_", str(name))).strip("_")[:200]
-    return cleaned or fallback
-
-
-@attrs.define(eq=False)
-class _Held:
-    kind: str                # "join", "step", "reset"
-    request: Any
-    deadline: float
-    action: Action | None = None
-    request_trajectory: bool = False
-    done: bool = False       # a reset that ran and waits for the game to start
-
-
-@attrs.define(eq=False)
-class _Seat:
-    seat: Hashable
-    name: str
-    role: AgentRole
-    state: GameState
-    goal: GameState
-    trajectory: Trajectory
-    lease_deadline: float
-    status: AgentStatus = AgentStatus.Playing
-    steps: int = 0
-    reward: float = 0
-    ended: bool = False
-    told_end: bool = True     # False while an end the agent did not cause is unannounced
-    history: list[Action] = attrs.Factory(list)
-    repeats: Counter[Any] = attrs.Factory(Counter)
-    reset_vote: tuple[int | None, bool] | None = None
-    held: _Held | None = None
-    last_trajectory: Trajectory | None = None
-    episode_return: float = 0
-
 
 class GameSession:
     """One game of one task: its world, its seats, its episode."""
@@ -182,7 +119,7 @@ class GameSession:
         try:
             action = validate_action(action)
         except ProtocolError as error:
-            return [self._malformed(seat, request, error)]
+            return [malformed_reply(seat, request, error)]
         kind = action.action_type
         params = action.parameters
         if kind is ActionType.JoinGame:
@@ -204,14 +141,14 @@ class GameSession:
         try:
             role = AgentRole.from_string(role) if isinstance(role, str) else AgentRole(role)
         except ValueError as error:
-            return [self._malformed(seat, request, ProtocolError("agent_info.role",
+            return [malformed_reply(seat, request, ProtocolError("agent_info.role",
                                                                  "Attacker, Defender or Benign", str(error)))]
         if role not in self.task.allowed_roles:
             allowed = ", ".join(sorted(r.value for r in self.task.allowed_roles))
-            return [self._bad(seat, request, ErrorCode.ROLE_NOT_ALLOWED,
+            return [bad_reply(seat, request, ErrorCode.ROLE_NOT_ALLOWED,
                               f"Role {role.value} is not allowed in task {self.task.name} (allowed: {allowed})")]
         if self.free_seats(role) <= 0:
-            return [self._bad(seat, request, ErrorCode.GAME_FULL,
+            return [bad_reply(seat, request, ErrorCode.GAME_FULL,
                               f"Game {self.name} has no free {role.value} seat")]
         config = self.task.roles[role]
         state = self.world.start_state(config.start)
@@ -234,15 +171,15 @@ class GameSession:
         try:
             validate_action(action)
         except ProtocolError as error:
-            return [self._malformed(seat, request, error)]
+            return [malformed_reply(seat, request, error)]
         return self._step_valid(seat, action, now, request)
 
     def _step_valid(self, seat: Hashable, action: Action, now: float, request: Any) -> list[Reply]:
         entry = self.seats.get(seat)
         if entry is None:
-            return [self._not_joined(seat, request)]
+            return [not_joined_reply(seat, request)]
         if entry.held is not None:
-            return [self._busy(seat, request, entry)]
+            return [busy_reply(seat, request, entry)]
         entry.lease_deadline = now + self.task.seat_lease
         if entry.ended:
             if not entry.told_end and self._rewards_assigned:
@@ -259,9 +196,9 @@ class GameSession:
               randomize_topology: bool = False, seed: int | None = None) -> list[Reply]:
         entry = self.seats.get(seat)
         if entry is None:
-            return [self._not_joined(seat, request)]
+            return [not_joined_reply(seat, request)]
         if entry.held is not None:
-            return [self._busy(seat, request, entry)]
+            return [busy_reply(seat, request, entry)]
         entry.lease_deadline = now + self.task.seat_lease
         entry.reset_vote = (seed, bool(randomize_topology))
         entry.held = _Held("reset", request, now + self.task.hold_timeout,
@@ -271,7 +208,7 @@ class GameSession:
     def quit(self, seat: Hashable, now: float, request: Any = None) -> list[Reply]:
         entry = self.seats.get(seat)
         if entry is None:
-            return [self._not_joined(seat, request)]
+            return [not_joined_reply(seat, request)]
         replies = self._remove(entry, "the agent quit")
         replies.append(Reply(seat, request, GameStatus.OK, None,
                              {"message": f"Agent {entry.name} quit the game."}))
@@ -389,16 +326,6 @@ class GameSession:
         return Observation(entry.state, entry.reward, end, info)
 
     # ------------------------------------------------------------------ starting
-    def _welcome(self, entry: _Seat) -> dict[str, Any]:
-        config = self.task.roles[entry.role]
-        return {
-            "message": f"Welcome {entry.name}, registred as {entry.role}",
-            "max_steps": config.max_steps,
-            "goal_description": self.world.describe_goal(config.goal_description),
-            "actions": list(_ACTION_NAMES),
-            "configuration_hash": self.task.configuration_hash,
-        }
-
     def _release_started(self) -> list[Reply]:
         if not self.started:
             return []
@@ -409,11 +336,10 @@ class GameSession:
                 continue
             if held.kind == "join":
                 s.held = None
-                replies.append(Reply(s.seat, held.request, GameStatus.CREATED,
-                                     Observation(s.state, 0, False, {}), self._welcome(s)))
+                replies.append(welcome_reply(self.task, self.world, s, held))
             elif held.kind == "reset" and held.done:
                 s.held = None
-                replies.append(self._reset_reply(s, held))
+                replies.append(reset_reply(self.task, self.world, s, held))
         return replies
 
     # ------------------------------------------------------------------ resetting
@@ -436,7 +362,7 @@ class GameSession:
             for s in voters:
                 held, s.held, s.reset_vote = s.held, None, None
                 assert held is not None
-                replies.append(self._bad(s.seat, held.request, problem[0], problem[1]))
+                replies.append(bad_reply(s.seat, held.request, problem[0], problem[1]))
             return replies
         self._run_reset(next(iter(seeds), None), next(iter(topology), False))
         if self.events is not None:
@@ -479,19 +405,6 @@ class GameSession:
             except OSError as error:
                 log.error("%s: cannot save the trajectory of %s: %s", self.name, s.name, error)
 
-    def _reset_reply(self, entry: _Seat, held: _Held) -> Reply:
-        config = self.task.roles[entry.role]
-        message: dict[str, Any] = {
-            "message": "Resetting Game and starting again.",
-            "max_steps": config.max_steps,
-            "goal_description": self.world.describe_goal(config.goal_description),
-            "configuration_hash": self.task.configuration_hash,
-        }
-        if held.request_trajectory and entry.last_trajectory is not None:
-            message["last_trajectory"] = entry.last_trajectory
-        return Reply(entry.seat, held.request, GameStatus.RESET_DONE,
-                     Observation(entry.state, 0, False, {}), message)
-
     # ------------------------------------------------------------------ leaving
     def _remove(self, entry: _Seat, reason: str) -> list[Reply]:
         self.seats.pop(entry.seat, None)
@@ -502,7 +415,7 @@ class GameSession:
         entry.held = None
         if held is None:
             return []
-        return [self._bad(entry.seat, held.request, ErrorCode.SEAT_RELEASED,
+        return [bad_reply(entry.seat, held.request, ErrorCode.SEAT_RELEASED,
                           f"The seat was released before this request was answered: {reason}.")]
 
     def _after_removal(self) -> list[Reply]:
@@ -524,13 +437,13 @@ class GameSession:
             self.seats.pop(entry.seat, None)
             self.released.append(entry.seat)
             entry.held = None
-            reply = self._bad(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
+            reply = bad_reply(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
                               f"The game did not start within {timeout:g} s; the seat was freed.")
             return [reply, *self._after_removal()]
         if held.kind == "reset":
             entry.held = None
             entry.reset_vote = None
-            return [self._bad(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
+            return [bad_reply(entry.seat, held.request, ErrorCode.HOLD_TIMEOUT,
                               f"Not every agent asked for a reset within {timeout:g} s; "
                               "the reset request was dropped.")]
         # An ended agent waited too long for the others: they are treated as having quit.
@@ -544,7 +457,7 @@ class GameSession:
 
     def reject(self, seat: Hashable, error: ProtocolError, request: Any = None) -> Reply:
         """The reply to a request that could not even be parsed (BAD_REQUEST, MALFORMED)."""
-        return self._malformed(seat, request, error)
+        return malformed_reply(seat, request, error)
 
     # ------------------------------------------------------------------ trace
     def _emit(self, kind: str, entry: _Seat, **fields: Any) -> None:
@@ -560,20 +473,3 @@ class GameSession:
         if self.events is not None:
             self._emit("episode", entry, steps=entry.steps, end_reason=str(entry.status),
                        **{"return": entry.episode_return})
-
-    # ------------------------------------------------------------------ errors
-    def _bad(self, seat: Hashable, request: Any, code: ErrorCode, text: str) -> Reply:
-        return Reply(seat, request, GameStatus.BAD_REQUEST, None, {"message": text}, code)
-
-    def _malformed(self, seat: Hashable, request: Any, error: ProtocolError) -> Reply:
-        return Reply(seat, request, GameStatus.BAD_REQUEST, None,
-                     {"message": MALFORMED_MESSAGE, "reason": str(error)}, ErrorCode.MALFORMED)
-
-    def _not_joined(self, seat: Hashable, request: Any) -> Reply:
-        return self._bad(seat, request, ErrorCode.NOT_JOINED,
-                         "This seat has not joined the game (or has left it); send JoinGame first.")
-
-    def _busy(self, seat: Hashable, request: Any, entry: _Seat) -> Reply:
-        assert entry.held is not None
-        return self._bad(seat, request, ErrorCode.BUSY,
-                         f"A {entry.held.kind} request of this seat is still waiting for its reply.")

@@ -24,12 +24,14 @@ What NetSecGame silently mangles we reject at load, naming the key and the reaso
 unknown token in a host list, a missing view key. The keyword ``all_local`` where
 NetSecGame ignores it (known_networks, as a services/data key) is accepted and ignored,
 with a warning, so upstream's own files load.
+
+The validation itself (one key at a time, each problem a :class:`TaskConfigError`) is
+:mod:`world.task_reader`; this module holds the task's data model and assembles it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import logging
 import os
@@ -42,9 +44,19 @@ from typing import Any
 import attrs
 import yaml
 
-from protocol import IP, AgentRole, ArenaError, Data, Network, Service
+from protocol import IP, AgentRole, Data, Network
 
-from .scenario import Scenario, ScenarioError, load_scenario
+from .scenario import Scenario
+from .task_reader import (
+    DataEntry,
+    HostEntry,
+    ServiceEntry,
+    TaskConfigError,
+    TaskReader,
+    read_scenario,
+    read_seats,
+    read_start,
+)
 
 __all__ = [
     "BENIGN_VIEWS",
@@ -63,11 +75,6 @@ log = logging.getLogger(__name__)
 #: The built-in default task (scenario1_small, an attacker against a defender).
 DEFAULT_TASK = Path(__file__).with_name("tasks") / "default.yaml"
 
-HostEntry = IP | str          # an IP, or the token "random" / "all_local"
-ServiceEntry = Service | str  # a Service, or "random"
-DataEntry = Data | str        # a Data, or "random"
-
-_HOST_TOKENS = ("random", "all_local")
 _ROLE_KEYS = ("Attacker", "Defender", "Benign")
 _START_KEYS = ("known_networks", "known_hosts", "controlled_hosts", "known_services", "known_data")
 _GOAL_KEYS = (*_START_KEYS, "known_blocks")
@@ -75,14 +82,6 @@ _ARENA_KEYS = ("name", "seats", "start", "allowed_roles", "hold_timeout", "seat_
 _ENV_KEYS = ("scenario", "scenario_file", "use_global_defender", "use_dynamic_addresses",
              "use_firewall", "save_trajectories", "required_players", "rewards", "random_seed",
              "actions", "store_replay_buffer", "goal_reward", "detection_reward", "step_reward")
-
-
-class TaskConfigError(ArenaError, ValueError):
-    """A task file is broken: names the file, the key path and the reason."""
-
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        self.source, self.key, self.reason = source, key, reason
-        super().__init__(f"{source}: {key}: {reason}")
 
 
 @attrs.frozen
@@ -155,182 +154,26 @@ class TaskConfig:
         return sum(self.seats.values())
 
 
-class _Reader:
-    """Walks the YAML document, turning every problem into a TaskConfigError."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, key: str, reason: str) -> TaskConfigError:
-        return TaskConfigError(self.source, key, reason)
-
-    def mapping(self, value: Any, key: str) -> dict[str, Any]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise self.fail(key, f"expected a mapping, got {type(value).__name__} {value!r}")
-        return value
-
-    def flag(self, value: Any, key: str, default: bool) -> bool:
-        if value is None:
-            return default
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            return value.lower() == "true"
-        raise self.fail(key, f"expected true or false, got {value!r}")
-
-    def number(self, value: Any, key: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(key, f"expected a number, got {value!r}")
-        return value
-
-    def ip(self, value: Any, key: str) -> IP:
-        try:
-            ipaddress.ip_address(str(value))
-        except ValueError:
-            raise self.fail(key, f"{value!r} is not an IP address") from None
-        return IP(str(value))
-
-    def max_steps(self, value: Any, key: str) -> int | None:
-        """int() as NetSecGame does (floats truncate); null or 0 mean no limit."""
-        if value is None:
-            return None
-        if isinstance(value, bool):
-            raise self.fail(key, f"expected a whole number of steps, got {value!r}")
-        try:
-            steps = int(value)
-        except (TypeError, ValueError):
-            raise self.fail(key, f"expected a whole number of steps, got {value!r}") from None
-        if steps < 0:
-            raise self.fail(key, f"must not be negative, got {steps}")
-        return steps or None
-
-    def hosts(self, value: Any, key: str) -> tuple[HostEntry, ...]:
-        items = self.sequence(value, key)
-        result: list[HostEntry] = []
-        for index, item in enumerate(items):
-            entry: HostEntry = item if item in _HOST_TOKENS else self.ip_or_fail(
-                item, f"{key}[{index}]", "an IP address, 'random' or 'all_local'")
-            if entry not in result:  # NetSecGame keeps a set: [random, random] is one draw
-                result.append(entry)
-        return tuple(result)
-
-    def ip_or_fail(self, value: Any, key: str, expected: str) -> IP:
-        try:
-            ipaddress.ip_address(str(value))
-        except ValueError:
-            raise self.fail(key, f"expected {expected}, got {value!r}") from None
-        return IP(str(value))
-
-    def sequence(self, value: Any, key: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(key, f"expected a list, got {type(value).__name__} {value!r}")
-        return value
-
-    def networks(self, value: Any, key: str) -> tuple[Network, ...]:
-        result: list[Network] = []
-        for index, item in enumerate(self.sequence(value, key)):
-            if item in ("random", "all_local"):
-                log.warning("%s: %s[%d]: %r is ignored in known_networks, as NetSecGame does",
-                            self.source, key, index, item)
-                continue
-            text = str(item)
-            try:
-                address, mask = text.split("/")
-                ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                raise self.fail(f"{key}[{index}]", f"expected a network a.b.c.d/m, got {item!r}") from None
-            network = Network(address, int(mask))
-            if network not in result:
-                result.append(network)
-        return tuple(result)
-
-    def keyed(self, value: Any, key: str) -> dict[IP, list[Any]]:
-        """A services/data map; ``all_local`` as a key is ignored as upstream ignores it."""
-        result: dict[IP, list[Any]] = {}
-        for host, items in self.mapping(value, key).items():
-            if host == "all_local":
-                log.warning("%s: %s: the key all_local is ignored, as NetSecGame does",
-                            self.source, key)
-                continue
-            ip = self.ip_or_fail(host, f"{key}.{host}", "IP address keys")
-            result[ip] = self.sequence(items, f"{key}.{host}")
-        return result
-
-    def services(self, value: Any, key: str) -> dict[IP, tuple[ServiceEntry, ...]]:
-        result: dict[IP, tuple[ServiceEntry, ...]] = {}
-        for host, items in self.keyed(value, key).items():
-            entries: list[ServiceEntry] = []
-            for index, item in enumerate(items):
-                where = f"{key}.{host}[{index}]"
-                if item == "random":
-                    entries.append("random")
-                elif isinstance(item, list) and len(item) == 4 and isinstance(item[3], bool):
-                    entries.append(Service(str(item[0]), str(item[1]), str(item[2]), item[3]))
-                else:
-                    raise self.fail(where, "expected [name, type, version, is_local] or 'random', "
-                                    f"got {item!r}")
-            result[host] = tuple(entries)
-        return result
-
-    def data(self, value: Any, key: str) -> dict[IP, tuple[DataEntry, ...]]:
-        result: dict[IP, tuple[DataEntry, ...]] = {}
-        for host, items in self.keyed(value, key).items():
-            entries: list[DataEntry] = []
-            for index, item in enumerate(items):
-                where = f"{key}.{host}[{index}]"
-                if isinstance(item, str) and item.lower() == "random":
-                    entries.append("random")
-                elif isinstance(item, list) and len(item) == 2:
-                    entries.append(Data(str(item[0]), str(item[1])))
-                else:
-                    raise self.fail(where, f"expected [owner, id] or 'random', got {item!r}"
-                                    + (" ('all' is not supported in known_data)"
-                                       if item == "all" else ""))
-            result[host] = tuple(entries)
-        return result
-
-    def blocks(self, value: Any, key: str) -> dict[IP, tuple[IP, ...]] | str:
-        if value == "all_attackers":
-            return "all_attackers"
-        result: dict[IP, tuple[IP, ...]] = {}
-        for host, items in self.mapping(value, key).items():
-            ip = self.ip_or_fail(host, f"{key}.{host}", "IP address keys")
-            if items == "all_attackers":
-                result[ip] = ()
-                continue
-            if not isinstance(items, list):
-                raise self.fail(f"{key}.{host}", f"expected a list of IPs or 'all_attackers', got {items!r}")
-            result[ip] = tuple(self.ip_or_fail(b, f"{key}.{host}[{i}]", "an IP address")
-                               for i, b in enumerate(items))
-        return result
-
-    def view(self, value: Any, key: str, *, goal: bool) -> View:
-        section = self.mapping(value, key)
-        for required in _GOAL_KEYS if goal else _START_KEYS:
-            if required not in section:
-                raise self.fail(f"{key}.{required}", "required key missing")
-        return View(
-            known_networks=self.networks(section["known_networks"], f"{key}.known_networks"),
-            known_hosts=self.hosts(section["known_hosts"], f"{key}.known_hosts"),
-            controlled_hosts=self.hosts(section["controlled_hosts"], f"{key}.controlled_hosts"),
-            known_services=self.services(section["known_services"], f"{key}.known_services"),
-            known_data=self.data(section["known_data"], f"{key}.known_data"),
-            known_blocks=self.blocks(section.get("known_blocks"), f"{key}.known_blocks")
-            if goal else {},
-        )
-
-
-def _role_name(value: Any) -> AgentRole:
-    return AgentRole.from_string(str(value))
+def _view(reader: TaskReader, value: Any, key: str, *, goal: bool) -> View:
+    """A start_position or goal section: every view key required, each validated by the reader."""
+    section = reader.mapping(value, key)
+    for required in _GOAL_KEYS if goal else _START_KEYS:
+        if required not in section:
+            raise reader.fail(f"{key}.{required}", "required key missing")
+    return View(
+        known_networks=reader.networks(section["known_networks"], f"{key}.known_networks"),
+        known_hosts=reader.hosts(section["known_hosts"], f"{key}.known_hosts"),
+        controlled_hosts=reader.hosts(section["controlled_hosts"], f"{key}.controlled_hosts"),
+        known_services=reader.services(section["known_services"], f"{key}.known_services"),
+        known_data=reader.data(section["known_data"], f"{key}.known_data"),
+        known_blocks=reader.blocks(section.get("known_blocks"), f"{key}.known_blocks")
+        if goal else {},
+    )
 
 
 def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = None) -> TaskConfig:
     """Validate a parsed task document and build the TaskConfig."""
-    reader = _Reader(source)
+    reader = TaskReader(source)
     root = reader.mapping(document, "(top level)")
     coordinator = reader.mapping(root.get("coordinator"), "coordinator")
     agents = reader.mapping(coordinator.get("agents"), "coordinator.agents")
@@ -346,7 +189,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         if key not in _ARENA_KEYS:
             raise reader.fail(f"arena.{key}", f"unknown key (known: {', '.join(_ARENA_KEYS)})")
 
-    scenario = _scenario(reader, env, base_dir)
+    scenario = read_scenario(reader, env, base_dir)
 
     roles: dict[AgentRole, RoleConfig] = {}
     for name in _ROLE_KEYS:
@@ -369,8 +212,8 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
             role=role,
             max_steps=reader.max_steps(section.get("max_steps"), f"{key}.max_steps"),
             goal_description=description,
-            start=reader.view(section.get("start_position"), f"{key}.start_position", goal=False),
-            goal=reader.view(goal_section, f"{key}.goal", goal=True),
+            start=_view(reader, section.get("start_position"), f"{key}.start_position", goal=False),
+            goal=_view(reader, goal_section, f"{key}.goal", goal=True),
         )
         _check_view_hosts(reader, roles[role], scenario, key)
 
@@ -387,8 +230,8 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
     if isinstance(required, bool) or not isinstance(required, int) or required < 1:
         raise reader.fail("env.required_players", f"expected a whole number >= 1, got {required!r}")
 
-    seats, allowed = _seats(reader, arena, required)
-    start = _start(reader, arena, seats)
+    seats, allowed = read_seats(reader, arena, required)
+    start = read_start(reader, arena, seats)
     for role in allowed:
         if role not in roles:
             raise reader.fail(f"coordinator.agents.{role.value}",
@@ -428,22 +271,6 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
     )
 
 
-def _scenario(reader: _Reader, env: dict[str, Any], base_dir: Path | None) -> Scenario:
-    scenario_file = env.get("scenario_file")
-    try:
-        if scenario_file is not None:
-            path = Path(str(scenario_file))
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            return load_scenario(path)
-        if "scenario" not in env:
-            raise reader.fail("env.scenario", "required key missing (or give env.scenario_file)")
-        return load_scenario(str(env["scenario"]))
-    except ScenarioError as error:
-        raise reader.fail("env.scenario_file" if scenario_file is not None else "env.scenario",
-                          str(error)) from None
-
-
 def _scenario_digest(scenario: Scenario) -> str:
     parts = [sorted(map(str, scenario.ip_to_node)), sorted(map(str, scenario.networks)),
              sorted((node, sorted(map(repr, services))) for node, services in scenario.node_services.items()),
@@ -452,7 +279,7 @@ def _scenario_digest(scenario: Scenario) -> str:
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
 
 
-def _check_view_hosts(reader: _Reader, config: RoleConfig, scenario: Scenario, key: str) -> None:
+def _check_view_hosts(reader: TaskReader, config: RoleConfig, scenario: Scenario, key: str) -> None:
     """``random`` services or data need a world host to draw from."""
     for part, view in (("start_position", config.start), ("goal", config.goal)):
         for host, entries in view.known_services.items():
@@ -464,58 +291,6 @@ def _check_view_hosts(reader: _Reader, config: RoleConfig, scenario: Scenario, k
                 if "random" in entries and host not in scenario.ip_to_node:
                     raise reader.fail(f"{key}.{part}.known_data.{host}",
                                       "'random' needs a host of the scenario")
-
-
-def _seats(reader: _Reader, arena: dict[str, Any], required: int
-           ) -> tuple[dict[AgentRole, int], frozenset[AgentRole]]:
-    raw_seats = arena.get("seats")
-    if raw_seats is None:
-        seats = {AgentRole.Attacker: required}
-    else:
-        seats = {}
-        for role_name, count in reader.mapping(raw_seats, "arena.seats").items():
-            try:
-                role = _role_name(role_name)
-            except ValueError:
-                raise reader.fail(f"arena.seats.{role_name}", "unknown role") from None
-            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-                raise reader.fail(f"arena.seats.{role_name}", f"expected a count >= 0, got {count!r}")
-            if count:
-                seats[role] = count
-    if seats.get(AgentRole.Attacker, 0) < 1:
-        raise reader.fail("arena.seats", "a game needs at least one Attacker seat")
-    raw_allowed = arena.get("allowed_roles")
-    if raw_allowed is None:
-        allowed = frozenset(seats)
-    else:
-        try:
-            allowed = frozenset(_role_name(r) for r in reader.sequence(raw_allowed, "arena.allowed_roles"))
-        except ValueError as error:
-            raise reader.fail("arena.allowed_roles", str(error)) from None
-        for role in seats:
-            if role not in allowed:
-                raise reader.fail("arena.allowed_roles", f"{role.value} has seats but is not allowed")
-    return seats, allowed
-
-
-def _start(reader: _Reader, arena: dict[str, Any], seats: dict[AgentRole, int]) -> dict[AgentRole, int]:
-    raw = arena.get("start")
-    if raw is None:
-        return dict(seats)
-    start: dict[AgentRole, int] = {}
-    for role_name, count in reader.mapping(raw, "arena.start").items():
-        try:
-            role = _role_name(role_name)
-        except ValueError:
-            raise reader.fail(f"arena.start.{role_name}", "unknown role") from None
-        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= seats.get(role, 0):
-            raise reader.fail(f"arena.start.{role_name}",
-                              f"expected a count between 0 and the role's {seats.get(role, 0)} seats, got {count!r}")
-        if count:
-            start[role] = count
-    if start.get(AgentRole.Attacker, 0) < 1:
-        raise reader.fail("arena.start", "a game needs at least one Attacker to start")
-    return start
 
 
 def load_task(location: str | os.PathLike[str] | None = None) -> TaskConfig:
