@@ -56,6 +56,19 @@ def _stop_on_signals(stop: Any) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _serve(server: Any, endpoints: dict[str, str], endpoints_file: str | None) -> None:
+    """Announce a bound server's endpoints (stdout, and a file if asked), then run it
+    until SIGINT/SIGTERM and close it."""
+    click.echo(json.dumps(endpoints))
+    if endpoints_file:
+        write_endpoints(endpoints_file, endpoints)
+    with _stop_on_signals(server.stop):
+        try:
+            server.run()
+        finally:
+            server.close()
+
+
 def _load_tasks(locations: tuple[str, ...]) -> list[Any]:
     try:
         return [load_task(location) for location in locations] or [load_task()]
@@ -87,15 +100,7 @@ def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat:
     from broker import Broker
 
     server = Broker(frontend, backend, trace, trace_input, heartbeat=heartbeat, liveness=liveness)
-    endpoints = server.bind()
-    click.echo(json.dumps(endpoints))
-    if endpoints_file:
-        write_endpoints(endpoints_file, endpoints)
-    with _stop_on_signals(server.stop):
-        try:
-            server.run()
-        finally:
-            server.close()
+    _serve(server, server.bind(), endpoints_file)
 
 
 @main.command()
@@ -189,15 +194,7 @@ def gateway(address: str, listen: str, task: str | None, game: str | None, incom
                      incomplete_timeout=incomplete_timeout, reply_timeout=reply_timeout,
                      max_connections=max_connections, allow=list(allow) or None)
     bound = server.bind()
-    endpoints = {"gateway": f"{bound[0]}:{bound[1]}"}
-    click.echo(json.dumps(endpoints))
-    if endpoints_file:
-        write_endpoints(endpoints_file, endpoints)
-    with _stop_on_signals(server.stop):
-        try:
-            server.run()
-        finally:
-            server.close()
+    _serve(server, {"gateway": f"{bound[0]}:{bound[1]}"}, endpoints_file)
 
 
 # ---------------------------------------------------------------------- clients

@@ -45,6 +45,16 @@ def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
         assert all(code is not None for code in codes)
 
 
+def stop_process(process: subprocess.Popen[str], timeout: float = 30.0) -> None:
+    """SIGTERM, a bounded wait, then SIGKILL."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_arena(*arguments: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*ARENA, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
                           check=False)
@@ -238,12 +248,7 @@ def test_arena_up_play_and_status_from_other_shells(tmp_path: Path) -> None:
         finally:
             holder.terminate_connection()
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_process(up)
     assert up.returncode == 0
     for pid in endpoints.get("pids", []):
         with pytest.raises(ProcessLookupError):
@@ -319,10 +324,5 @@ def test_arena_up_with_the_gateway_serves_netsecgame_clients(tmp_path: Path) -> 
         finally:
             client.close()
     finally:
-        up.send_signal(signal.SIGTERM)
-        try:
-            up.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        stop_process(up)
     assert up.returncode == 0
