@@ -193,7 +193,8 @@ class GameHost:
         session = entry.game.session
         try:
             if command == _STEP:
-                replies = session.step(entry.text, action_from_compact(unpack(body, MAX_BODY_BYTES)), now, tag)
+                replies = session.step(entry.text, action_from_compact(unpack(body, MAX_BODY_BYTES)), now, tag,
+                                       validated=True)  # the compact decoder checked every parameter
             elif command == _RESET:
                 trajectory, randomize, seed = _reset_arguments(unpack(body, MAX_BODY_BYTES))
                 replies = session.reset(entry.text, now, tag, request_trajectory=trajectory,

@@ -164,14 +164,17 @@ class GameSession:
         log.debug("%s: %s joined as %s", self.name, clean, role.value)
         return self._release_started()
 
-    def step(self, seat: Hashable, action: Action, now: float, request: Any = None) -> list[Reply]:
-        """One game action (ScanNetwork ... BlockIP) of one seat."""
+    def step(self, seat: Hashable, action: Action, now: float, request: Any = None, *,
+             validated: bool = False) -> list[Reply]:
+        """One game action (ScanNetwork ... BlockIP) of one seat. ``validated`` skips the
+        parameter check for actions that ``protocol.action_from_compact`` already made."""
         if not isinstance(action, Action) or action.action_type not in GAME_ACTIONS:
             return self.handle(seat, action, now, request)
-        try:
-            validate_action(action)
-        except ProtocolError as error:
-            return [malformed_reply(seat, request, error)]
+        if not validated:
+            try:
+                validate_action(action)
+            except ProtocolError as error:
+                return [malformed_reply(seat, request, error)]
         return self._step_valid(seat, action, now, request)
 
     def _step_valid(self, seat: Hashable, action: Action, now: float, request: Any) -> list[Reply]:
