@@ -5,6 +5,7 @@ it). It drives the session exactly as a worker loop would (joins held until the 
 starts, one request in flight per seat, resets agreed by everyone), so what it
 measures is the game itself.
 
+>>> from agents.policies import blocking_defender, kill_chain_attacker
 >>> from protocol import AgentRole
 >>> from world import load_task
 >>> match = LocalMatch(load_task(), [("red", AgentRole.Attacker, kill_chain_attacker),
@@ -25,9 +26,9 @@ import attrs
 
 from protocol import Action, ActionType, AgentInfo, AgentRole, AgentStatus, ArenaError, GameStatus, Observation
 
-from .policies import Policy, blocking_defender, kill_chain_attacker
+from .policies import Policy
 
-__all__ = ["EpisodeResult", "LocalMatch", "PlayerResult", "blocking_defender", "kill_chain_attacker"]
+__all__ = ["EpisodeResult", "LocalMatch", "PlayerResult"]
 
 
 @attrs.frozen

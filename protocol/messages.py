@@ -20,11 +20,9 @@ from .state import Observation
 
 __all__ = [
     "MAX_SEAT_BYTES",
-    "MAX_SEQ_BYTES",
     "PROTOCOL_FRAME",
     "Command",
     "ReplyBody",
-    "check_protocol",
     "decode_reply",
     "encode_reply",
     "int_from_seq",
@@ -34,7 +32,6 @@ __all__ = [
 #: First frame of every message: protocol name and version.
 PROTOCOL_FRAME = b"ARENA1"
 MAX_SEAT_BYTES = 64
-MAX_SEQ_BYTES = 16
 
 
 class Command(enum.IntEnum):
@@ -68,20 +65,6 @@ class Command(enum.IntEnum):
 
 _FRAMES = {command: bytes([command.value]) for command in Command}
 _BY_FRAME = {frame: command for command, frame in _FRAMES.items()}
-
-#: Commands an agent may send to the broker.
-CLIENT_COMMANDS = frozenset({Command.JOIN, Command.STEP, Command.BATCH, Command.RESET, Command.QUIT,
-                             Command.STATUS})
-#: Commands a batch may carry.
-BATCH_COMMANDS = frozenset({Command.STEP, Command.RESET})
-
-
-def check_protocol(frame: bytes) -> None:
-    if frame != PROTOCOL_FRAME:
-        if bytes(frame).startswith(b"ARENA"):
-            raise ProtocolError("protocol", f"version {PROTOCOL_FRAME.decode()}", describe(bytes(frame)))
-        raise ProtocolError("protocol", "the frame ARENA1", describe(bytes(frame)))
-
 
 def seq_bytes(number: int) -> bytes:
     """A client's sequence number as its 8-byte frame."""
