@@ -24,6 +24,7 @@ import zmq
 from protocol import (
     MAX_BODY_BYTES,
     PROTOCOL_FRAME,
+    AgentRole,
     Command,
     ErrorCode,
     GameStatus,
@@ -162,10 +163,9 @@ class Broker:
     def _on_frontend(self, frames: list[bytes]) -> None:
         client = frames[0]
         if len(frames) < 3 or frames[1] != PROTOCOL_FRAME:
-            reason = "the frame ARENA1" if len(frames) < 2 or not frames[1].startswith(b"ARENA") else "version 1"
-            self._error(client, _ERROR, b"", b"", ErrorCode.BAD_VERSION if len(frames) > 1 and
-                        frames[1].startswith(b"ARENA") else ErrorCode.BAD_FRAMES,
-                        f"Expected {reason} first (PROTOCOL.md §1).")
+            other_version = len(frames) > 1 and frames[1].startswith(b"ARENA")
+            self._error(client, _ERROR, b"", b"", ErrorCode.BAD_VERSION if other_version else ErrorCode.BAD_FRAMES,
+                        f"Expected {'version 1' if other_version else 'the frame ARENA1'} first (PROTOCOL.md §1).")
             return
         command = frames[2]
         if command in _SEAT_COMMANDS:
@@ -216,9 +216,10 @@ class Broker:
             role = _text(body.get("role"), "join.role", 20)
             game = _text(body.get("game"), "join.game", 200, optional=True)
             name = _text(body.get("name", "agent"), "join.name", 200)
-            role = {"attacker": "Attacker", "defender": "Defender", "benign": "Benign"}.get(role.lower())  # type: ignore[union-attr]
-            if role is None:
-                raise ProtocolError("join.role", "Attacker, Defender or Benign", repr(body.get("role"))[:40])
+            try:
+                role = AgentRole.from_string(role).value  # type: ignore[arg-type]
+            except ValueError:
+                raise ProtocolError("join.role", "Attacker, Defender or Benign", repr(body.get("role"))[:40]) from None
         except ProtocolError as error:
             self._error(client, _JOIN, b"", seq, ErrorCode.MALFORMED, str(error))
             return
