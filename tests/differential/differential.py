@@ -17,6 +17,11 @@ Opt-in and local (``tox -e differential``, see README.md); not part of CI. It is
 pytest module (no ``test_`` prefix); importing it has no side effects, so pytest's
 ``--doctest-modules`` runs the doctests of its pure helpers.
 
+This module is the command line, the orchestration of one run and the report. The task
+file and the reply comparison are in ``compare.py``; upstream's server and the raw
+NetSecGame client are in ``servers.py``. Run as a script, it puts the checkout's root on
+``sys.path`` first, so ``tests.differential`` imports the same way as under pytest.
+
 >>> first_difference({"a": [1, 2]}, {"a": [1, 2]}) is None
 True
 """
@@ -27,22 +32,16 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import random
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # run as a script from a checkout: the project is importable
@@ -51,7 +50,9 @@ if str(ROOT) not in sys.path:  # run as a script from a checkout: the project is
 from agents import generate_valid_actions  # noqa: E402
 from bin.stack import Stack  # noqa: E402
 from protocol import GameState  # noqa: E402
-from world import SCENARIO_FILES, load_scenario  # noqa: E402
+from tests.differential.compare import first_difference, normalize_reply, task_document, write_task  # noqa: E402
+from tests.differential.servers import UpstreamServer, WireClient  # noqa: E402
+from world import SCENARIO_FILES  # noqa: E402
 
 __all__ = [
     "Difference",
@@ -67,292 +68,7 @@ __all__ = [
 
 log = logging.getLogger("differential")
 
-#: The C&C host every scenario has (reference §5.3): a start host and the exfiltration target.
-C_AND_C = "213.47.23.195"
 AGENT_NAME = "DifferentialAgent"
-UPSTREAM_MODULE = "netsecgame.game.worlds.NetSecGame"
-EOF = b"EOF"
-_MISSING = "<absent>"
-
-
-# --------------------------------------------------------------------------- the task file
-def goal_datum(scenario: str) -> tuple[str, str]:
-    """The datum to exfiltrate: User1/DataFromServer1 where it exists, else the first
-    non-log datum (sorted), so the goal is reachable in every scenario."""
-    data = sorted({(d.owner, d.id) for found in load_scenario(scenario).node_data.values()
-                   for d in found if d.type != "log"})
-    if not data:
-        raise ValueError(f"scenario {scenario} holds no data to exfiltrate")
-    return ("User1", "DataFromServer1") if ("User1", "DataFromServer1") in data else data[0]
-
-
-def task_document(scenario: str, global_defender: bool, max_steps: int) -> dict[str, Any]:
-    """A NetSecGame task (reference §4) for one attacker: start on the scenario's first
-    start candidate and the C&C, goal: exfiltrate one datum to the C&C.
-
-    >>> doc = task_document("two_networks_tiny", True, 40)
-    >>> doc["coordinator"]["agents"]["Attacker"]["start_position"]["controlled_hosts"]
-    ['192.168.2.2', '213.47.23.195']
-    >>> doc["coordinator"]["agents"]["Attacker"]["goal"]["known_data"]
-    {'213.47.23.195': [['User1', 'DataFromServer1']]}
-    >>> doc["env"]["use_global_defender"], doc["env"]["rewards"]["false_positive"]
-    (True, -5)
-    """
-    start = str(load_scenario(scenario).start_candidates[0])
-    owner, datum = goal_datum(scenario)
-    return {
-        "coordinator": {"agents": {"Attacker": {
-            "max_steps": max_steps,
-            "goal": {
-                "description": f"Exfiltrate {datum} to the C&C server ({C_AND_C}).",
-                "is_any_part_of_goal_random": False,
-                "known_networks": [], "known_hosts": [], "controlled_hosts": [],
-                "known_services": {}, "known_data": {C_AND_C: [[owner, datum]]}, "known_blocks": {},
-            },
-            "start_position": {
-                "known_networks": [], "known_hosts": [], "controlled_hosts": [start, C_AND_C],
-                "known_services": {}, "known_data": {},
-            },
-        }}},
-        "env": {
-            "scenario": scenario,
-            "use_global_defender": global_defender,
-            "use_dynamic_addresses": False,
-            "use_firewall": True,
-            "save_trajectories": False,
-            "required_players": 1,
-            "rewards": {"step": -1, "success": 100, "fail": -10, "false_positive": -5},
-        },
-    }
-
-
-def write_task(directory: Path, scenario: str, global_defender: bool, max_steps: int) -> Path:
-    """Write the task YAML; its stem is the task's name on our broker."""
-    path = directory / f"differential_{scenario}_gd{int(global_defender)}.yaml"
-    path.write_text(yaml.safe_dump(task_document(scenario, global_defender, max_steps), sort_keys=False))
-    return path
-
-
-# --------------------------------------------------------------------------- comparing
-def _as_set(items: list[Any]) -> list[str]:
-    return sorted(json.dumps(item, sort_keys=True) for item in items)
-
-
-def normalize_state(state: Any) -> Any:
-    """A GameState dict with every list (top level, or per host) as a sorted set."""
-    if not isinstance(state, dict):
-        return state
-    result: dict[str, Any] = {}
-    for key, value in state.items():
-        if isinstance(value, list):
-            result[key] = _as_set(value)
-        elif isinstance(value, dict):
-            result[key] = {host: _as_set(items) if isinstance(items, list) else items
-                           for host, items in value.items()}
-        else:
-            result[key] = value
-    return result
-
-
-def normalize_reply(reply: dict[str, Any]) -> dict[str, Any]:
-    """Drop what differs by design (reference §9): ``to_agent`` (the peer address) and
-    ``configuration_hash`` (random per upstream start); states become sets.
-
-    >>> reply = normalize_reply({"to_agent": ["127.0.0.1", 1], "status": "GameStatus.OK",
-    ...                          "message": {"configuration_hash": "ab", "max_steps": 3},
-    ...                          "observation": {"state": {"known_hosts": [{"ip": "b"}, {"ip": "a"}]}}})
-    >>> sorted(reply), reply["message"]
-    (['message', 'observation', 'status'], {'max_steps': 3})
-    >>> reply["observation"]["state"]["known_hosts"]
-    ['{"ip": "a"}', '{"ip": "b"}']
-    """
-    reply = json.loads(json.dumps(reply))
-    reply.pop("to_agent", None)
-    observation = reply.get("observation")
-    if isinstance(observation, dict) and "state" in observation:
-        observation["state"] = normalize_state(observation["state"])
-    message = reply.get("message")
-    if isinstance(message, dict):
-        message.pop("configuration_hash", None)
-        trajectory = message.get("last_trajectory")
-        if isinstance(trajectory, dict) and isinstance(trajectory.get("trajectory"), dict):
-            inner = trajectory["trajectory"]
-            inner["states"] = [normalize_state(s) for s in inner.get("states", [])]
-    return reply
-
-
-def _same_scalar(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):  # True == 1 in Python; not on the wire
-        return type(a) is type(b) and a == b
-    return bool(a == b)
-
-
-def first_difference(upstream: Any, ours: Any, path: str = "") -> tuple[str, Any, Any] | None:
-    """The first place two normalized replies differ: ``(path, upstream value, our value)``.
-
-    Lists of strings (normalized sets) are reported as their set differences.
-
-    >>> first_difference({"end": True, "reward": 99}, {"end": 1, "reward": 99.0})
-    ('end', True, 1)
-    >>> first_difference({"s": ['"a"', '"b"']}, {"s": ['"a"', '"c"']})
-    ('s', {'only_upstream': ['"b"']}, {'only_ours': ['"c"']})
-    >>> first_difference({"m": {"x": 1}}, {"m": {}})
-    ('m.x', 1, '<absent>')
-    """
-    if isinstance(upstream, dict) and isinstance(ours, dict):
-        for key in sorted(set(upstream) | set(ours), key=str):
-            found = first_difference(upstream.get(key, _MISSING), ours.get(key, _MISSING),
-                                     f"{path}.{key}" if path else str(key))
-            if found:
-                return found
-        return None
-    if isinstance(upstream, list) and isinstance(ours, list):
-        if all(isinstance(item, str) for item in upstream + ours):
-            only_upstream = sorted((Counter(upstream) - Counter(ours)).elements())
-            only_ours = sorted((Counter(ours) - Counter(upstream)).elements())
-            if only_upstream or only_ours:
-                return path, {"only_upstream": only_upstream}, {"only_ours": only_ours}
-            return None
-        if len(upstream) != len(ours):
-            return f"{path}.length", len(upstream), len(ours)
-        for index, (a, b) in enumerate(zip(upstream, ours, strict=True)):
-            found = first_difference(a, b, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(upstream, dict | list) or isinstance(ours, dict | list):
-        return (path, upstream, ours) if upstream != ours else None
-    return None if _same_scalar(upstream, ours) else (path, upstream, ours)
-
-
-# --------------------------------------------------------------------------- the wire
-class WireClient:
-    """One NetSecGame-protocol connection (BaseAgent's framing, reference §2.1): bare JSON
-    out; read until ``EOF``, delete every ``EOF``, parse. Every read is bounded."""
-
-    def __init__(self, name: str, sock: socket.socket, timeout: float, max_bytes: int = 64 << 20) -> None:
-        self.name = name
-        self.sock = sock
-        self.timeout = timeout
-        self.max_bytes = max_bytes
-        self._buffer = b""
-
-    @classmethod
-    def connect(cls, name: str, address: tuple[str, int], timeout: float) -> WireClient:
-        return cls(name, socket.create_connection(address, timeout=timeout), timeout)
-
-    def send(self, payload: str) -> None:
-        self.sock.settimeout(self.timeout)
-        self.sock.sendall(payload.encode())
-
-    def receive(self) -> dict[str, Any]:
-        deadline = time.monotonic() + self.timeout
-        while EOF not in self._buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"{self.name}: no complete reply within {self.timeout:.0f} s")
-            if len(self._buffer) > self.max_bytes:
-                raise ConnectionError(f"{self.name}: reply larger than {self.max_bytes} bytes without EOF")
-            self.sock.settimeout(remaining)
-            try:
-                chunk = self.sock.recv(65536)
-            except TimeoutError:
-                continue  # the loop condition reports it
-            if not chunk:
-                raise ConnectionError(f"{self.name}: connection closed before EOF (Unfinished connection.)")
-            self._buffer += chunk
-        message, _, self._buffer = self._buffer.partition(EOF)
-        return json.loads(message.replace(EOF, b""))
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free a moment ago (bind to 0, read, close). Racy, hence the
-    retries in ``UpstreamServer.start``; acceptable for an opt-in local tool."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
-def stop_process(process: subprocess.Popen[Any], name: str, timeout: float = 10.0) -> int:
-    """SIGTERM, a bounded wait, then SIGKILL."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log.warning("%s (pid %d) did not stop in %.0f s: killed", name, process.pid, timeout)
-        process.kill()
-        return process.wait(timeout)
-
-
-class UpstreamServer:
-    """NetSecGame 0.2.0's server on a free port, in its own working directory."""
-
-    def __init__(self, task_file: Path, directory: Path, *, python: str, seed: int, hash_seed: str,
-                 ready_timeout: float, reply_timeout: float, attempts: int = 3) -> None:
-        self.task_file = task_file
-        self.directory = directory
-        self.python = python
-        self.seed = seed
-        self.hash_seed = hash_seed
-        self.ready_timeout = ready_timeout
-        self.reply_timeout = reply_timeout
-        self.attempts = attempts
-        self.process: subprocess.Popen[Any] | None = None
-        self._output: Any = None
-
-    @property
-    def output_file(self) -> Path:
-        return self.directory / "upstream-output.log"
-
-    def start_and_connect(self) -> WireClient:
-        """Start the server and connect the one client the task allows (``required_players:
-        1`` is also upstream's connection cap, so no separate readiness probe is made)."""
-        for attempt in range(1, self.attempts + 1):
-            port = free_port()
-            command = [self.python, "-m", UPSTREAM_MODULE, f"--task_config={self.task_file}",
-                       "--game_host=127.0.0.1", f"--game_port={port}", f"--seed={self.seed}",
-                       "--debug_level=WARNING"]
-            log.debug("starting upstream: %s", " ".join(command))
-            self._output = self.output_file.open("ab")
-            environment = {**os.environ, "PYTHONHASHSEED": self.hash_seed}
-            self.process = subprocess.Popen(command, cwd=self.directory, stdout=self._output,
-                                            stderr=subprocess.STDOUT, env=environment)
-            client = self._connect(("127.0.0.1", port))
-            if client is not None:
-                return client
-            log.warning("upstream did not come up on port %d (attempt %d of %d)", port, attempt, self.attempts)
-            self.stop()
-        raise RuntimeError(f"NetSecGame's server did not start; see {self.output_file}:\n{self.tail()}")
-
-    def _connect(self, address: tuple[str, int]) -> WireClient | None:
-        assert self.process is not None
-        deadline = time.monotonic() + self.ready_timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return None
-            try:
-                return WireClient.connect("upstream", address, self.reply_timeout)
-            except OSError:
-                time.sleep(0.1)  # the server is still importing: nothing to wait on but the port
-        return None
-
-    def tail(self, lines: int = 20) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.output_file.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process, "upstream")
-            self.process = None
-        if self._output is not None:
-            self._output.close()
-            self._output = None
 
 
 # --------------------------------------------------------------------------- one run
