@@ -1,5 +1,5 @@
-"""GameWorld: start and goal views, the six actions, logs, false positives, goal check and
-world reset, against reference/netsecgame.md §3.3, §5.1, §5.2, §6 and §9.
+"""GameWorld: the six actions and their preconditions, against reference/netsecgame.md
+§5.3 and §6.4-§6.9.
 
 Every failed precondition must hand back the very same state object (``is``): the world
 never raises and never copies a state that does not change.
@@ -7,315 +7,48 @@ never raises and never copies a state that does not change.
 
 from __future__ import annotations
 
-import json
-import random
-from collections import Counter
-from pathlib import Path
-from typing import Any
-
 import pytest
 
-from protocol import IP, Action, ActionType, AgentRole, Data, GameState, Network, Service
-from world.game_world import GameWorld, goal_reached
-from world.scenario import LOG_FILE, load_scenario
-from world.task import View
-
-from .transcripts import load_transcript, normalize_state
-
-ATTACKER, DEFENDER, BENIGN = AgentRole.Attacker, AgentRole.Defender, AgentRole.Benign
-
-CLIENT, CNC = IP("192.168.2.2"), IP("213.47.23.195")
-SMB, DB, WEB, OTHER1, OTHER2 = (IP(f"192.168.1.{i}") for i in range(2, 7))
-ROUTER1, ROUTER2 = IP("192.168.1.1"), IP("192.168.2.1")
-NOWHERE = IP("8.8.8.8")
-LAN1, LAN2, LAN3 = (Network(f"192.168.{i}.0", 24) for i in (1, 2, 3))
-PUBLIC = Network("213.47.23.192", 26)
-
-
-def svc(name: str, version: str, local: bool) -> Service:
-    return Service(name, "passive", version, local)
-
-
-MS_DS = svc("microsoft-ds", "10.0.19041", False)
-MS_WBT = svc("ms-wbt-server", "10.0.19041", False)
-WIN_LOGIN = svc("windows login", "10.0.19041", True)
-POWERSHELL = svc("powershell", "10.0.19041", True)
-SSH = svc("ssh", "8.1.0", False)
-BASH = svc("bash", "5.0.0", True)
-SMB_SERVICES = frozenset({MS_DS, MS_WBT, WIN_LOGIN, POWERSHELL})
-
-SECRET = Data("User1", "DataFromServer1")
-SMB_DATA = frozenset({SECRET, Data("User2", "Data2FromServer1"), Data("User1", "Data3FromServer1")})
-
-
-# ---------------------------------------------------------------------------- helpers
-def make_world(name: str = "scenario1_small", seed: int = 42, **kwargs: Any) -> GameWorld:
-    return GameWorld(load_scenario(name), random.Random(seed), **kwargs)
-
-
-def scan(source: IP, network: Network) -> Action:
-    return Action(ActionType.ScanNetwork, {"source_host": source, "target_network": network})
-
-
-def find_services(source: IP, target: IP) -> Action:
-    return Action(ActionType.FindServices, {"source_host": source, "target_host": target})
-
-
-def find_data(source: IP, target: IP) -> Action:
-    return Action(ActionType.FindData, {"source_host": source, "target_host": target})
-
-
-def exploit(source: IP, target: IP, service: Service) -> Action:
-    return Action(ActionType.ExploitService,
-                  {"source_host": source, "target_host": target, "target_service": service})
-
-
-def exfiltrate(source: IP, target: IP, data: Data) -> Action:
-    return Action(ActionType.ExfiltrateData, {"source_host": source, "target_host": target, "data": data})
-
-
-def block(source: IP, target: IP, blocked: IP) -> Action:
-    return Action(ActionType.BlockIP, {"source_host": source, "target_host": target, "blocked_host": blocked})
-
-
-def owning(*hosts: IP, **parts: Any) -> GameState:
-    """A state controlling ``hosts`` (also known), with optional other parts."""
-    parts.setdefault("known_hosts", set(hosts))
-    return GameState(controlled_hosts=set(hosts), **parts)
-
-
-def log_of(world: GameWorld, ip: IP) -> Data:
-    (log_file,) = [d for d in world.node_data(world.ip_to_node[ip]) if d == LOG_FILE]
-    return log_file
-
-
-def entries(*pairs: tuple[IP, str]) -> str:
-    """The log content upstream writes: a JSON list with json.dumps' default spacing."""
-    return json.dumps([{"source_host": ip.ip, "action_type": f"ActionType.{kind}"} for ip, kind in pairs])
-
-
-def first_state(world: GameWorld) -> GameState:
-    """The transcript agent's start: it controls the client and the C&C."""
-    return world.start_state(View(controlled_hosts=(CNC, CLIENT)))
-
-
-# ---------------------------------------------------------------------------- start and goal views
-def test_start_state_adds_neighbouring_networks() -> None:
-    """Reference §6.2 start step 4: the controlled host's network and, being private, the
-    networks +-256 away (192.168.1.0/24 and .3.0/24, which need not exist)."""
-    world = make_world()
-    assert world.start_state(View(controlled_hosts=(CLIENT,))) == GameState(
-        controlled_hosts={CLIENT}, known_hosts={CLIENT}, known_networks={LAN1, LAN2, LAN3})
-
-
-def test_start_state_public_network_gets_no_neighbours() -> None:
-    """Reference §6.2 start step 4: public networks are added without neighbours."""
-    world = make_world()
-    assert world.start_state(View(controlled_hosts=(CNC,))) == GameState(
-        controlled_hosts={CNC}, known_hosts={CNC}, known_networks={PUBLIC})
-
-
-def test_start_state_neighbours_only_while_still_private(tmp_path: Path) -> None:
-    """Reference §6.2 start step 4: a shifted network is added only if still private
-    (10.0.0.0 - 256 = 9.255.255.0 is public; 172.16.0.0 - 256 = 172.15.255.0 too)."""
-    path = tmp_path / "edge.yaml"
-    path.write_text(
-        "name: edge\n"
-        "nodes:\n"
-        "  - id: a\n"
-        "    interfaces: [{ip: 10.0.0.5, network: 10.0.0.0/24}]\n"
-        "  - id: b\n"
-        "    interfaces: [{ip: 172.16.0.9, network: 172.16.0.0/24}]\n"
-        "start_candidates: [10.0.0.5]\n")
-    world = GameWorld(load_scenario(path), random.Random(1))
-    assert world.start_state(View(controlled_hosts=(IP("10.0.0.5"),))).known_networks == {
-        Network("10.0.0.0", 24), Network("10.0.1.0", 24)}
-    assert world.start_state(View(controlled_hosts=(IP("172.16.0.9"),))).known_networks == {
-        Network("172.16.0.0", 24), Network("172.16.1.0", 24)}
-
-
-def test_start_state_known_hosts_include_controlled_and_literal_entries() -> None:
-    """Reference §6.2 start steps 2-3: IP entries are taken literally (no existence check),
-    every controlled host is also known; known_blocks is always empty."""
-    world = make_world()
-    state = world.start_state(View(known_networks=(Network("10.9.9.0", 24),), known_hosts=(NOWHERE,),
-                                   controlled_hosts=(CNC, IP("1.2.3.4"))))
-    assert state == GameState(controlled_hosts={CNC, IP("1.2.3.4")}, known_hosts={CNC, IP("1.2.3.4"), NOWHERE},
-                              known_networks={Network("10.9.9.0", 24), PUBLIC})
-
-
-def test_random_start_draw_is_weighted_by_duplicate_candidates() -> None:
-    """Reference §5.2: ``random`` draws uniformly from the candidate list, duplicates
-    included: on two_networks client_1 (listed twice) comes up with probability 2/6."""
-    world = make_world("two_networks", seed=2024)
-    view = View(controlled_hosts=("random",))
-    draws = 6000
-    counts: Counter[IP] = Counter()
-    for _ in range(draws):
-        (host,) = world.start_state(view).controlled_hosts
-        counts[host] += 1
-    assert set(counts) == {IP(f"192.168.2.{i}") for i in range(2, 7)}
-    # Binomial sd is about 36 for p = 1/3 and 27 for p = 1/6: bounds of about 6 sd.
-    assert abs(counts[CLIENT] - draws * 2 / 6) < 220
-    for i in range(3, 7):
-        assert abs(counts[IP(f"192.168.2.{i}")] - draws / 6) < 170
-
-
-def test_random_known_host_in_start_draws_from_candidates_but_goal_from_all_ips() -> None:
-    """Reference §4.3 / §6.2: start ``random`` hosts come from the start candidates, goal
-    ``random`` hosts from every world IP (routers included)."""
-    world = make_world("two_networks_tiny", seed=5)
-    start = {host for _ in range(50) for host in world.start_state(View(known_hosts=("random",))).known_hosts}
-    assert start == {CLIENT}
-    goal: set[IP] = set()
-    for _ in range(400):
-        state = world.goal_state(View(controlled_hosts=("random",), known_hosts=("random",)))
-        goal |= state.controlled_hosts | state.known_hosts
-    assert goal == set(world.scenario.ip_to_node)
-    assert ROUTER1 in goal
-
-
-def test_all_local_is_every_private_ip_including_routers() -> None:
-    """Reference §4.3 / §6.2 step 2: ``all_local`` gives every IP of every private
-    network, routers included (three_net_scenario: 14 of its 15 IPs)."""
-    world = make_world("three_net_scenario")
-    private = {ip for ip in world.scenario.ip_to_node if ip != CNC}
-    assert len(private) == 14
-    assert {IP("192.168.1.1"), IP("192.168.4.1"), IP("192.168.3.2")} <= private
-    state = world.start_state(View(controlled_hosts=("all_local",)))
-    assert state.controlled_hosts == private
-    assert state.known_hosts == private
-    assert world.goal_state(View(known_hosts=("all_local",))).known_hosts == private
-
-
-def test_goal_state_has_no_neighbours_and_no_blocks() -> None:
-    """Reference §6.2 goal: the same parsing without neighbour expansion; known_blocks is
-    left out even when the view has some."""
-    world = make_world()
-    goal = world.goal_state(View(controlled_hosts=(CLIENT,), known_networks=(LAN1,),
-                                 known_blocks={SMB: (CLIENT,)}))
-    assert goal == GameState(controlled_hosts={CLIENT}, known_networks={LAN1})
-
-
-def test_goal_random_data_can_draw_the_log_file() -> None:
-    """Reference §6.2 goal / §12.2 item 1: goal ``random`` data come from all hosts'
-    data and exclude type "logs", so the log file (type "log") can be drawn."""
-    world = make_world("two_networks_tiny", seed=11)
-    drawn: set[Data] = set()
-    for _ in range(300):
-        (datum,) = world.goal_state(View(known_data={CNC: ("random",)})).known_data[CNC]
-        drawn.add(datum)
-    assert drawn == SMB_DATA | {LOG_FILE}
-
-
-def test_start_random_data_is_a_non_log_datum_of_that_host() -> None:
-    """Reference §6.2 start step 6: ``random`` picks a datum of that host whose type is
-    not ``log``; already listed data are not drawn again."""
-    world = make_world(seed=3)
-    drawn: set[Data] = set()
-    for _ in range(200):
-        (datum,) = world.start_state(View(known_data={SMB: ("random",)})).known_data[SMB]
-        drawn.add(datum)
-    assert drawn == SMB_DATA
-    for _ in range(20):
-        picked = world.start_state(View(known_data={SMB: (SECRET, "random", "random")})).known_data[SMB]
-        assert len(picked) == 3 and picked <= SMB_DATA and SECRET in picked
-
-
-def test_random_service_excludes_already_listed_services() -> None:
-    """Reference §6.2 start step 5: ``random`` picks one of the host's services, local
-    ones included, not already listed; when none is left nothing is added."""
-    for seed in range(10):
-        world = make_world(seed=seed)
-        view = View(known_services={SMB: (MS_DS, "random", "random", "random", "random")})
-        assert world.start_state(view).known_services == {SMB: SMB_SERVICES}
-        assert world.goal_state(view).known_services == {SMB: SMB_SERVICES}
-        (single,) = world.start_state(View(known_services={SMB: ("random",)})).known_services[SMB]
-        assert single in SMB_SERVICES
-
-
-# ---------------------------------------------------------------------------- goal check
-def test_goal_reached_dict_of_set_semantics() -> None:
-    """Reference §3.3: subset for the three sets; for services and data every goal key
-    must be present with a subset of values; extra keys are fine."""
-    state = GameState(controlled_hosts={CLIENT, SMB}, known_hosts={CLIENT, SMB, DB},
-                      known_networks={LAN1, LAN2},
-                      known_services={SMB: {MS_DS, MS_WBT}, DB: {SSH}},
-                      known_data={CNC: {SECRET, LOG_FILE}, SMB: SMB_DATA})
-    assert goal_reached(state, GameState(known_services={SMB: {MS_DS}}, known_data={CNC: {SECRET}}))
-    assert goal_reached(state, GameState(controlled_hosts={SMB}, known_hosts={DB}, known_networks={LAN2}))
-    assert goal_reached(state, GameState(known_services={SMB: set()}))  # key present, empty subset
-    assert not goal_reached(state, GameState(known_services={WEB: set()}))  # key missing
-    assert not goal_reached(state, GameState(known_data={DB: {SECRET}}))  # key missing
-    assert not goal_reached(state, GameState(known_services={SMB: {MS_DS, SSH}}))  # not a subset
-    assert not goal_reached(state, GameState(controlled_hosts={DB}))
-    assert not goal_reached(state, GameState(known_hosts={WEB}))
-    assert not goal_reached(state, GameState(known_networks={LAN3}))
-
-
-def test_empty_goal_is_reached_immediately() -> None:
-    """Reference §3.3: an empty goal is reached at once, even by an empty state."""
-    assert goal_reached(GameState(), GameState())
-    world = make_world()
-    assert goal_reached(first_state(world), world.goal_state(View()))
-
-
-def test_goal_data_equality_ignores_size_and_content_but_not_type() -> None:
-    """Reference §1.4 / §3.3: Data membership uses (owner, id, type) only."""
-    goal = GameState(known_data={CNC: {Data("User1", "DataFromServer1")}})
-    assert goal_reached(GameState(known_data={CNC: {Data("User1", "DataFromServer1", 99, "", "x")}}), goal)
-    assert not goal_reached(GameState(known_data={CNC: {Data("User1", "DataFromServer1", 0, "log")}}), goal)
-
-
-def test_goal_ignores_known_blocks() -> None:
-    """Reference §3.3: NetSecGame's goal check has no known_blocks part."""
-    assert goal_reached(GameState(), GameState(known_blocks={SMB: {CLIENT}}))
-
-
-# ---------------------------------------------------------------------------- transcript and logs
-def test_transcript_replay_states_and_log_content() -> None:
-    """Reference §9 and the recorded transcript: the four actions before the exfiltration
-    leave 192.168.1.2's log with exactly these entries, size 293; every state matches."""
-    records = load_transcript("transcript_scenario1_small.jsonl")
-    sent = [json.loads(raw) for direction, raw in records if direction == "send"]
-    received = [json.loads(raw) for direction, raw in records if direction == "recv"]
-    world = make_world()
-    state = first_state(world)
-    assert normalize_state(state.as_dict) == normalize_state(received[0]["observation"]["state"])
-    for message, reply in zip(sent[1:6], received[1:6], strict=True):
-        state = world.step(state, Action.from_dict(message), "agent", ATTACKER)
-        assert normalize_state(state.as_dict) == normalize_state(reply["observation"]["state"])
-    expected = ('[{"source_host": "192.168.2.2", "action_type": "ActionType.ScanNetwork"}, '
-                '{"source_host": "192.168.2.2", "action_type": "ActionType.FindServices"}, '
-                '{"source_host": "192.168.2.2", "action_type": "ActionType.ExploitService"}, '
-                '{"source_host": "192.168.1.2", "action_type": "ActionType.FindData"}]')
-    (log_file,) = [d for d in state.known_data[SMB] if d == LOG_FILE]
-    assert (log_file.content, log_file.size, log_file.type) == (expected, 293, "log")
-    assert log_of(world, SMB).content == expected  # the exfiltration logs on the C&C, not here
-    assert log_of(world, CNC).content == entries((SMB, "ExfiltrateData"))
-
-
-def test_empty_log_has_size_zero_and_empty_content() -> None:
-    """Reference §5.1 "Log files" / §6.3: the initial log is empty with size 0; every node
-    and router has one."""
-    world = make_world()
-    for node in world.scenario.node_data:
-        (log_file,) = [d for d in world.node_data(node) if d == LOG_FILE]
-        assert (log_file.owner, log_file.id, log_file.type, log_file.size, log_file.content) == (
-            "system", "logfile", "log", 0, "")
-
-
-def test_log_size_is_length_of_json_content() -> None:
-    """Reference §6.3 log update: content is the JSON list text, size its length."""
-    world = make_world()
-    state = owning(CLIENT, SMB)
-    world.step(state, find_services(CLIENT, SMB), "a", ATTACKER)
-    world.step(state, find_data(SMB, SMB), "a", ATTACKER)
-    log_file = log_of(world, SMB)
-    assert log_file.content == entries((CLIENT, "FindServices"), (SMB, "FindData"))
-    assert log_file.content == ('[{"source_host": "192.168.2.2", "action_type": "ActionType.FindServices"}, '
-                                '{"source_host": "192.168.1.2", "action_type": "ActionType.FindData"}]')
-    assert log_file.size == len(log_file.content) == 144
+from protocol import IP, Data, GameState, Network, Service
+from world.scenario import LOG_FILE
+
+from .world_samples import (
+    ATTACKER,
+    BASH,
+    CLIENT,
+    CNC,
+    DB,
+    DEFENDER,
+    LAN1,
+    LAN2,
+    MS_DS,
+    MS_WBT,
+    NOWHERE,
+    OTHER1,
+    OTHER2,
+    POWERSHELL,
+    ROUTER1,
+    ROUTER2,
+    SECRET,
+    SMB,
+    SMB_DATA,
+    SMB_SERVICES,
+    SSH,
+    WEB,
+    block,
+    entries,
+    exfil_ready,
+    exfiltrate,
+    exploit,
+    find_data,
+    find_services,
+    first_state,
+    log_of,
+    make_world,
+    owning,
+    scan,
+    svc,
+)
 
 
 # ---------------------------------------------------------------------------- ScanNetwork §6.4
@@ -581,11 +314,6 @@ def test_three_net_exploit_chain() -> None:
 
 
 # ---------------------------------------------------------------------------- ExfiltrateData §6.8
-def exfil_ready(world: GameWorld) -> GameState:
-    """The agent controls smb and the C&C, after FindData on smb."""
-    state = owning(CLIENT, SMB, CNC)
-    return world.step(state, find_data(SMB, SMB), "a", ATTACKER)
-
 
 def test_exfiltrate_adds_data_to_agent_and_world() -> None:
     """Reference §6.8 effect: data joins known_data[target] and the target node's world
@@ -690,110 +418,3 @@ def test_block_ip_preconditions_return_same_state() -> None:
     assert world.fw_blocks == {} and world.agent_fw_rules == {}
     assert world.reachable(SMB, DB)
     assert log_of(world, SMB).content == log_of(world, CLIENT).content == ""
-
-
-# ---------------------------------------------------------------------------- false positives §6.3
-def refused_actions(source: IP, target: IP) -> dict[str, Action]:
-    return {"scan": scan(source, Network(target.ip, 32)),
-            "find_services": find_services(source, target),
-            "find_data": find_data(source, target),
-            "exploit": exploit(source, target, MS_DS),
-            "exfiltrate": exfiltrate(source, target, SECRET),
-            "block": block(source, target, WEB)}
-
-
-@pytest.mark.parametrize("kind", list(refused_actions(DB, SMB)))
-@pytest.mark.parametrize("role", [DEFENDER, BENIGN, ATTACKER], ids=str)
-def test_refused_by_a_block_counts_false_positive_for_its_author(kind: str, role: AgentRole) -> None:
-    """Reference §6.3: a refused connection by a Defender or Benign agent gives every
-    author of a block on exactly that (src, dst) pair one false positive; an attacker's
-    refusal records nothing; the refusal returns the same state."""
-    world = make_world()
-    world.step(owning(SMB), block(SMB, SMB, DB), "author", DEFENDER)
-    actor = owning(DB, SMB, known_services={SMB: {MS_DS}}, known_data={DB: {SECRET}})
-    assert world.step(actor, refused_actions(DB, SMB)[kind], "actor", role) is actor
-    expected = {} if role is ATTACKER else {"author": 1}
-    assert world.false_positives == Counter(expected)
-
-
-def test_false_positive_only_for_authors_of_that_exact_pair() -> None:
-    """Reference §6.3: every author of the (src, dst) block gains one; authors of other
-    pairs and non-authors gain nothing; base-configuration refusals record nothing."""
-    world = make_world()
-    world.step(owning(SMB), block(SMB, SMB, DB), "d1", DEFENDER)
-    world.step(owning(SMB), block(SMB, SMB, DB), "d2", DEFENDER)
-    world.step(owning(SMB), block(SMB, SMB, WEB), "d3", DEFENDER)
-    benign = owning(DB, CLIENT)
-    world.step(benign, find_services(DB, SMB), "b", BENIGN)
-    assert world.false_positives == Counter({"d1": 1, "d2": 1})
-    world.step(benign, find_services(CLIENT, OTHER1), "b", BENIGN)  # base config refuses
-    world.step(benign, find_services(CLIENT, ROUTER1), "b", DEFENDER)
-    world.step(benign, find_services(CLIENT, NOWHERE), "b", DEFENDER)
-    assert world.false_positives == Counter({"d1": 1, "d2": 1})
-    world.step(owning(SMB), find_services(SMB, DB), "b", DEFENDER)  # the other direction
-    assert world.false_positives == Counter({"d1": 2, "d2": 2})
-
-
-def test_scan_counts_one_false_positive_per_blocked_host() -> None:
-    """Reference §6.4 / §6.3: each unreachable IP of the range goes through the rule."""
-    world = make_world()
-    world.step(owning(SMB), block(SMB, SMB, DB), "d", DEFENDER)
-    world.step(owning(WEB), block(WEB, WEB, DB), "d", DEFENDER)
-    scanner = owning(DB)
-    after = world.step(scanner, scan(DB, LAN1), "b", BENIGN)
-    assert after.known_hosts == {DB, ROUTER1, OTHER1, OTHER2}
-    assert world.false_positives == Counter({"d": 2})
-
-
-def test_exploit_of_non_world_target_is_refused_before_the_firewall() -> None:
-    """Reference §6.7 order (target exists before reachability) vs §6.5 (reachability
-    only): a block on a non-world IP counts for FindServices but not for ExploitService."""
-    world = make_world()
-    world.step(owning(SMB), block(SMB, SMB, NOWHERE), "d", DEFENDER)
-    actor = owning(SMB, known_services={NOWHERE: {MS_DS}})
-    assert world.step(actor, exploit(SMB, NOWHERE, MS_DS), "b", BENIGN) is actor
-    assert world.false_positives == Counter()
-    assert world.step(actor, find_services(SMB, NOWHERE), "b", BENIGN) is actor
-    assert world.false_positives == Counter({"d": 1})
-
-
-# ---------------------------------------------------------------------------- firewall and reset
-def test_without_firewall_every_ip_reaches_every_ip() -> None:
-    """Reference §5.1 "Firewall": with use_firewall false every IP reaches every IP."""
-    world = make_world(use_firewall=False)
-    ips = list(world.scenario.ip_to_node)
-    assert all(world.reachable(a, b) for a in ips for b in ips)
-    assert world.step(owning(SMB), find_services(SMB, CLIENT), "a", ATTACKER).known_services == {
-        CLIENT: {MS_WBT}}
-    firewalled = make_world()
-    assert not firewalled.reachable(SMB, CLIENT) and not firewalled.reachable(CNC, SMB)
-
-
-@pytest.mark.parametrize("how", ["reset", "reset_episode"])
-def test_world_reset_restores_data_logs_firewall_and_clears_blocks(how: str) -> None:
-    """Reference §6.10 step 3: data, logs and firewall come back from the originals;
-    fw_blocks and agent_fw_rules are cleared (and so are false positives)."""
-    world = make_world()
-    original = {node: world.node_data(node) for node in world.scenario.node_data}
-    state = world.step(exfil_ready(world), exfiltrate(SMB, CNC, SECRET), "a", ATTACKER)
-    world.step(owning(SMB), block(SMB, SMB, DB), "d", DEFENDER)
-    world.step(owning(DB), find_services(DB, SMB), "b", BENIGN)
-    assert world.false_positives and world.fw_blocks and not world.reachable(SMB, DB)
-    assert log_of(world, SMB).content
-    getattr(world, how)()
-    for node, data in original.items():
-        assert world.node_data(node) == data
-        assert all(d.content == "" and d.size == 0 for d in world.node_data(node))
-    assert world.fw_blocks == {} and world.agent_fw_rules == {}
-    assert world.false_positives == Counter()
-    assert world.reachable(SMB, DB) and world.reachable(DB, SMB)
-    assert world.step(owning(CNC), find_data(CNC, CNC), "b", ATTACKER).known_data[CNC] == {LOG_FILE}
-    assert state.known_data[CNC] == {SECRET}  # agent states are not the world's business
-
-
-def test_reset_keeps_addresses_without_randomisation() -> None:
-    """Reference §6.10 step 2: addresses change only when the topology change is asked."""
-    world = make_world()
-    world.reset()
-    assert world.ip_map == {ip: ip for ip in world.scenario.ip_to_node}
-    assert world.ip_to_node == world.scenario.ip_to_node

@@ -20,7 +20,7 @@ from world.remap import remap_addresses, rewrite_addresses
 from world.scenario import SCENARIO_FILES, Scenario, load_scenario
 from world.task import View
 
-from .test_world_actions import (
+from .world_samples import (
     CLIENT,
     CNC,
     DB,
