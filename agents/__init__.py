@@ -24,6 +24,7 @@ from .policies import (
 )
 from .trajectory_recorder import TrajectoryRecorder
 from .utils import (
+    JsonlReport,
     append_jsonl_line,
     generate_valid_actions,
     get_file_hash,
@@ -35,6 +36,7 @@ from .utils import (
     observation_to_str,
     parse_log_content,
     read_jsonl,
+    read_jsonl_report,
     read_trajectories_from_jsonl,
     state_as_ordered_string,
     store_trajectories_to_jsonl,
@@ -43,6 +45,7 @@ from .utils import (
 __all__ = [
     "POLICIES",
     "BaseAgent",
+    "JsonlReport",
     "ParallelBaseAgent",
     "Policy",
     "RequestFailure",
@@ -63,6 +66,7 @@ __all__ = [
     "parse_log_content",
     "random_attacker",
     "read_jsonl",
+    "read_jsonl_report",
     "read_trajectories_from_jsonl",
     "state_as_ordered_string",
     "store_trajectories_to_jsonl",

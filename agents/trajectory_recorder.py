@@ -2,9 +2,10 @@
 
 The in-memory shape is NetSecGame's trajectory (reference netsecgame.md §3.7, §10.3), so
 files written here can be read by tools written for NetSecGame. Saving uses
-:func:`agents.utils.append_jsonl_line`: one ``os.write`` per trajectory, so a crash never
-leaves half a line, and save failures are logged rather than raised, because losing a
-log line must never kill a training run.
+:func:`protocol.jsonl.append_jsonl_line`, as the world's trajectories do: one ``os.write``
+per trajectory, and a line an earlier crash cut short is ended first, so every complete
+line stays readable. Save failures are logged rather than raised, because losing a log
+line must never kill a training run.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol import Action, AgentRole, GameState
-
-from .utils import append_jsonl_line
+from protocol.jsonl import append_jsonl_line
 
 __all__ = ["TrajectoryRecorder"]
 

@@ -3,7 +3,8 @@
 
 They follow NetSecGame's ``netsecgame.utils.utils`` (reference netsecgame.md §10.3) so
 agents written for NetSecGame keep working; the JSON-lines helpers deliberately differ
-(no file-name mangling, one ``os.write`` per line) so a crash never leaves half a line.
+(no file-name mangling; :mod:`protocol.jsonl`'s whole-line appends, which the world's
+trajectories use too, and a reader that skips and reports lines a crash cut short).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from protocol import IP, Action, ActionType, GameState, Observation
+from protocol.jsonl import JsonlReport, append_jsonl_line, read_jsonl, read_jsonl_report
 
 __all__ = [
+    "JsonlReport",
     "append_jsonl_line",
     "generate_valid_actions",
     "get_file_hash",
@@ -30,6 +33,7 @@ __all__ = [
     "observation_to_str",
     "parse_log_content",
     "read_jsonl",
+    "read_jsonl_report",
     "read_trajectories_from_jsonl",
     "state_as_ordered_string",
     "store_trajectories_to_jsonl",
@@ -268,59 +272,6 @@ def get_logging_level(name: str) -> int:
 # --------------------------------------------------------------------------- JSON lines
 
 
-def append_jsonl_line(path: str | os.PathLike[str], obj: Any) -> None:
-    """Append ``obj`` as one JSON line to ``path``, creating the file and its directory.
-
-    The whole line goes out in a single ``os.write`` on an ``O_APPEND`` descriptor, so
-    concurrent appenders do not interleave and a crash cannot leave half a line behind
-    (barring a short write, e.g. a full disk, which is completed and logged).
-    Raises TypeError/ValueError if ``obj`` is not JSON-serialisable, OSError on I/O errors.
-    """
-    line = (json.dumps(obj) + "\n").encode("utf-8")
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags, 0o644)
-    except FileNotFoundError:
-        parent = os.path.dirname(os.fspath(path))
-        if not parent:
-            raise
-        os.makedirs(parent, exist_ok=True)
-        fd = os.open(path, flags, 0o644)
-    try:
-        written = os.write(fd, line)
-        if written < len(line):
-            logger.warning(
-                "Short write to %s (%d of %d bytes); completing the line", path, written, len(line)
-            )
-            view = memoryview(line)
-            while written < len(line):
-                written += os.write(fd, view[written:])
-    finally:
-        os.close(fd)
-
-
-def read_jsonl(path: str | os.PathLike[str], *, strict: bool = False) -> Iterator[Any]:
-    """Yield the objects of a JSON-lines file, one per line.
-
-    A last line without its newline is a write cut short by a crash: it is skipped
-    with a warning. A complete line that is not JSON is skipped with a warning too,
-    or raises ValueError when ``strict``. Blank lines are ignored.
-    """
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.endswith(b"\n"):
-                logger.warning("%s: skipping a truncated last line (%d bytes)", path, len(raw))
-                return
-            if not raw.strip():
-                continue
-            try:
-                yield json.loads(raw)
-            except (ValueError, RecursionError) as error:
-                if strict:
-                    raise ValueError(f"{path}:{number}: not a JSON line ({error})") from None
-                logger.warning("%s:%d: skipping a line that is not JSON (%s)", path, number, error)
-
-
 def store_trajectories_to_jsonl(
     trajectories: Any, dir: str | os.PathLike[str], filename: str
 ) -> Path:
@@ -336,5 +287,6 @@ def store_trajectories_to_jsonl(
 
 
 def read_trajectories_from_jsonl(filepath: str | os.PathLike[str]) -> list[Any]:
-    """All trajectory objects of a JSON-lines file (upstream only has a stub)."""
+    """All trajectory objects of a JSON-lines file (upstream only has a stub); lines a
+    crash cut short are skipped with a warning (see :func:`read_jsonl_report`)."""
     return list(read_jsonl(filepath))

@@ -205,13 +205,14 @@ class TestJsonLines:
     def test_read_skips_truncated_last_line(
         self, tmp_path: Path, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """A crash can only leave a last line without its newline: it is skipped."""
+        """A last line without its newline is a write cut short: it is skipped (tests/test_durability.py
+        has the cut lines a later append ends, in the middle of a file)."""
         path = tmp_path / "t.jsonl"
         append_jsonl_line(path, {"n": 1})
         append_jsonl_line(path, {"n": 2})
         with open(path, "ab") as handle:
             handle.write(b'{"n": 3')
-        with caplog.at_level(logging.WARNING, logger="agents.utils"):
+        with caplog.at_level(logging.WARNING, logger="protocol.jsonl"):
             assert list(read_jsonl(path)) == [{"n": 1}, {"n": 2}]
         assert caplog.records
         # A truncated line that happens to parse ("12" of "123") is still skipped.

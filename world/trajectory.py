@@ -7,19 +7,19 @@ The shape (reference netsecgame.md §3.7)::
 
 n actions, n rewards and n + 1 states. States and actions are kept as the immutable
 objects the game already made (no copies, no dicts) until someone asks for the dict
-form. Files get one whole line per write on an O_APPEND descriptor, so a crash never
-leaves half a line.
+form. Files get one whole line per write on an O_APPEND descriptor (:mod:`protocol.jsonl`);
+a kill can cut a long write short, but the next append ends that line first, so every
+complete line stays readable and readers skip and report the cut one.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
-from pathlib import Path
 from typing import Any
 
 from protocol import Action, AgentRole, AgentStatus, GameState
+from protocol.jsonl import append_jsonl_line
 
 __all__ = ["Trajectory", "append_line", "trajectory_file_name"]
 
@@ -66,13 +66,6 @@ def trajectory_file_name(agent_name: str, agent_role: AgentRole, day: datetime.d
 
 
 def append_line(path: str | os.PathLike[str], record: Any) -> None:
-    """Append one JSON line with a single write on an O_APPEND descriptor."""
-    line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        written = os.write(descriptor, line)
-        if written != len(line):  # regular files write whole; say so if not
-            raise OSError(f"short write to {path}: {written} of {len(line)} bytes")
-    finally:
-        os.close(descriptor)
+    """Append one compact JSON line through :func:`protocol.jsonl.append_jsonl_line`:
+    one write on an O_APPEND descriptor, after ending a line an earlier crash cut short."""
+    append_jsonl_line(path, record, compact=True)
