@@ -54,10 +54,12 @@ from protocol import (
     action_to_compact,
     pack,
 )
+from protocol.security import CurveClient
 
 from .connection import (
     CLOSED,
     NIL_BODY,
+    RETRY_INTERVAL,
     SEAT_GONE,
     TIMEOUT,
     Connection,
@@ -94,8 +96,20 @@ def reset_body(request_trajectory: bool, randomize_topology: bool, seed: int | N
     return pack([bool(request_trajectory), bool(randomize_topology), seed])
 
 
-def join_body(task: str | None, role: AgentRole, game: str | None, name: str) -> bytes:
-    return pack({"task": task, "role": role.value, "game": game, "name": name})
+def join_body(task: str | None, role: AgentRole, game: str | None, name: str, *, retry: bool = False) -> bytes:
+    """A JOIN body; ``retry`` marks a resend, which a restarted broker holds until the worlds
+    that may host its seat have registered again (PROTOCOL.md §3.1)."""
+    body = {"task": task, "role": role.value, "game": game, "name": name}
+    if retry:
+        body["retry"] = True
+    return pack(body)
+
+
+def resend_frames(frames: list[bytes], join: tuple[str | None, AgentRole, str | None, str] | None) -> list[bytes]:
+    """A request's frames for a resend: the same, but a JOIN says it is one."""
+    if join is None:
+        return frames
+    return [*frames[:-1], join_body(*join, retry=True)]
 
 
 def message_dict(reply: ReplyBody) -> dict[str, Any]:
@@ -123,20 +137,26 @@ class BaseAgent:
     task (None: its only or ``default`` task), ``game`` a named game to join (None: any
     game of the task waiting for this role, else a new one), ``name`` the agent's name
     in the game (default: the class name, as upstream). ``timeout`` bounds every wait
-    for a reply, in seconds (a join is held until its game starts, so allow for that).
-    ``context``: a ``zmq.Context`` (default: the process's shared instance). Like its
-    socket, an agent belongs to one thread at a time.
+    for a reply, in seconds (a join is held until its game starts, so allow for that):
+    the deadline after which the agent gives up. Without a reply for ``retry_interval``
+    seconds the request is sent again with the same sequence number (a broker restart
+    loses what it was forwarding; the world answers a resend from its reply cache, so no
+    step runs twice). ``curve``: the agent's CURVE keys, for a broker with CURVE on
+    (:class:`~protocol.CurveClient`). ``context``: a ``zmq.Context`` (default: the process's shared
+    instance). Like its socket, an agent belongs to one thread at a time.
     """
 
     def __init__(self, endpoint: str, role: AgentRole | str, *, task: str | None = None, game: str | None = None,
-                 name: str | None = None, timeout: float = 120.0, context: zmq.Context | None = None) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
+                 name: str | None = None, timeout: float = 120.0, retry_interval: float = RETRY_INTERVAL,
+                 curve: CurveClient | None = None, context: zmq.Context | None = None) -> None:
+        if not timeout > 0 or not retry_interval > 0:
+            raise ValueError(f"timeout and retry_interval must be positive, got {timeout!r}, {retry_interval!r}")
         self._role = as_role(role)
         self._logger = logging.getLogger(type(self).__name__)
         self.endpoint = endpoint
         self.name = name or type(self).__name__
         self.timeout = float(timeout)
+        self.retry_interval = float(retry_interval)
         self._task = task
         self._game = game
         self._join_game = game  # asked for at every JOIN (the game property says where we sit)
@@ -147,7 +167,7 @@ class BaseAgent:
         self.last_error: RequestFailure | None = None
         self._connection: Connection | None = None
         try:
-            self._connection = Connection(endpoint, context)
+            self._connection = Connection(endpoint, context, curve=curve)
         except zmq.ZMQError as error:
             self.last_error = RequestFailure(None, CLOSED, f"cannot connect to {endpoint!r}: {error}")
             self._logger.error("%s", self.last_error.message)
@@ -307,17 +327,21 @@ class BaseAgent:
         if connection is None or connection.closed:
             return self._fail(RequestFailure(None, CLOSED, "the connection was terminated"))
         seq = connection.next_seq(seat)
-        failure = connection.send([PROTOCOL_FRAME, command, seat, seq, body])
+        frames = [PROTOCOL_FRAME, command, seat, seq, body]
+        failure = connection.send(frames)
         if failure is not None:
             return self._fail(failure)
         key = (b"", seq) if command == _JOIN else (seat, seq)
+        join = (self._task, self._role, self._join_game, self.name) if command == _JOIN else None
         answers: list[tuple[bytes, ReplyBody | RequestFailure]] = []
-        await_replies({connection: {key: None}}, time.monotonic() + timeout,
-                      lambda _tag, reply_seat, reply: answers.append((reply_seat, reply)), self._logger)
+        resends = await_replies({connection: {key: None}}, time.monotonic() + timeout,
+                                lambda _tag, reply_seat, reply: answers.append((reply_seat, reply)), self._logger,
+                                resend=lambda _key, _tag: resend_frames(frames, join),
+                                retry_interval=self.retry_interval)
         if not answers:
             what = Command.from_frame(command).name + (f" of seat {self._seat}" if seat else "")
             return self._fail(RequestFailure(None, TIMEOUT, f"no reply within {timeout:g} s from {self.endpoint} "
-                                             f"({what})"))
+                                             f"({what}, sent {resends + 1} times){connection.handshake_note()}"))
         reply_seat, reply = answers[0]
         if isinstance(reply, RequestFailure):
             return self._fail(reply)

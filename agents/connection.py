@@ -41,12 +41,16 @@ from protocol import (
     int_from_seq,
     seq_bytes,
 )
+from protocol.security import CurveClient
+
+from .handshake import HandshakeWatch
 
 __all__ = [
     "BAD_REPLY",
     "CLOSED",
     "HWM",
     "NIL_BODY",
+    "RETRY_INTERVAL",
     "SEAT_GONE",
     "SEND_FAILED",
     "TIMEOUT",
@@ -76,6 +80,9 @@ HWM = 100_000
 
 #: A request's key: ``(seat frame, seq frame)``; a JOIN's seat is ``b""``.
 Key = tuple[bytes, bytes]
+
+#: Seconds without a reply after which a client sends its request again (same seq).
+RETRY_INTERVAL = 2.0
 
 # The backend's functions, called directly with plain ints: pyzmq's Python-level
 # send_multipart, recv_multipart, Poller and Socket.poll, and its IntFlag arithmetic,
@@ -167,10 +174,15 @@ class Connection:
     """One DEALER socket to one broker frontend (LINGER 0, explicit high-water marks, a
     random routing id). Not thread-safe: one connection per thread, as ZeroMQ sockets."""
 
-    def __init__(self, endpoint: str, context: zmq.Context | None = None, *, hwm: int = HWM) -> None:
+    def __init__(self, endpoint: str, context: zmq.Context | None = None, *, hwm: int = HWM,
+                 curve: CurveClient | None = None) -> None:
         self.endpoint = endpoint
         self.context = context if context is not None else zmq.Context.instance()
         socket = self.context.socket(zmq.DEALER)
+        if curve is not None:
+            curve.apply(socket)
+        # Says why a broker stays silent when the handshake fails (a refused CURVE key).
+        self._handshake = HandshakeWatch(socket)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, hwm)
         socket.setsockopt(zmq.RCVHWM, hwm)
@@ -181,6 +193,7 @@ class Connection:
         try:
             socket.connect(endpoint)
         except zmq.ZMQError:
+            self._handshake.close()
             socket.close(linger=0)
             raise
         self.socket: zmq.Socket | None = socket
@@ -220,9 +233,16 @@ class Connection:
             return RequestFailure(None, SEND_FAILED, f"cannot send to {self.endpoint}: {error}")
         return None
 
+    def handshake_note(self) -> str:
+        """``"; <why>"`` when the security handshake with the broker failed (for a timeout
+        message), else ``""``."""
+        failure = self._handshake.failure() if self.socket is not None else None
+        return f"; {failure}" if failure else ""
+
     def close(self) -> None:
         socket, self.socket = self.socket, None
         if socket is not None:
+            self._handshake.close()
             socket.close(linger=0)
 
 
@@ -240,8 +260,12 @@ def await_replies(
     deadline: float,
     on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None],
     logger: logging.Logger,
-) -> None:
-    """Wait until every request in ``pending`` is answered or ``deadline`` passes.
+    *,
+    resend: Callable[[Key, Any], list[bytes]] | None = None,
+    retry_interval: float = RETRY_INTERVAL,
+) -> int:
+    """Wait until every request in ``pending`` is answered or ``deadline`` passes; returns
+    how many times requests were sent again.
 
     ``pending`` maps each connection to ``{(seat, seq): tag}`` (possibly empty: what such
     a connection receives meanwhile is read and discarded); each answered request is
@@ -250,21 +274,39 @@ def await_replies(
     means. Replies that match nothing are discarded (DEBUG log); an error the broker
     could not attribute (empty seat and seq: it could not parse a request) fails every
     request of that connection, since nothing else will answer them.
+
+    With ``resend(key, tag)`` (the frames of that request as a single message), every
+    ``retry_interval`` seconds without all replies the unanswered requests are sent again
+    with their sequence numbers (Lazy Pirate, zguide ch. 4): a request lost with a broker
+    that restarted gets through, and the world answers a resend from its per-seat reply
+    cache, so nothing runs twice. Duplicate replies are discarded.
     """
     connections = [connection for connection in pending if connection.socket is not None]
     outstanding = sum(len(pending[connection]) for connection in connections)
     if not outstanding:
-        return
+        return 0
     items = [(connection.socket, _POLLIN) for connection in connections]
     by_socket = {connection.socket: connection for connection in connections}
     monotonic = time.monotonic
+    resends = 0
+    next_resend = monotonic() + retry_interval if resend is not None else math.inf
     # One message per ready socket per poll: a poll is cheaper than the zmq.Again a
     # drain-until-empty loop ends with, and the usual turn reads exactly one reply.
     while outstanding:
-        remaining = deadline - monotonic()
+        now = monotonic()
+        remaining = deadline - now
         if remaining <= 0:
-            return
-        for socket, _ in _zmq_poll(items, math.ceil(remaining * 1000)):
+            return resends
+        if now >= next_resend:
+            assert resend is not None
+            for connection in connections:
+                for key, tag in list(pending[connection].items()):
+                    if connection.send(resend(key, tag)) is None:
+                        resends += 1
+            logger.debug("no reply within %g s: %d requests sent again", retry_interval, outstanding)
+            next_resend = now + retry_interval
+        wait = min(remaining, next_resend - now)
+        for socket, _ in _zmq_poll(items, math.ceil(wait * 1000)):
             connection = by_socket[socket]
             try:
                 frames = _recv_message(socket)
@@ -287,6 +329,7 @@ def await_replies(
                 else:
                     connection.discarded += 1
                     logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
+    return resends
 
 
 _MISSING = object()

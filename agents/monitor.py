@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 import zmq
 
-from protocol import ProtocolError, unpack
+from protocol import CurveClient, ProtocolError, unpack
 
 __all__ = ["TaskFigures", "TraceFigures", "TraceMonitor"]
 
@@ -108,11 +108,15 @@ class TraceFigures:
 
 
 class TraceMonitor:
-    """A subscriber to the trace. Use :meth:`wait_ready` before counting anything."""
+    """A subscriber to the trace. Use :meth:`wait_ready` before counting anything.
+    ``curve``: the monitor's CURVE keys, for a broker with CURVE on."""
 
-    def __init__(self, address: str, topic: str = "trace.", *, context: zmq.Context | None = None) -> None:
+    def __init__(self, address: str, topic: str = "trace.", *, curve: CurveClient | None = None,
+                 context: zmq.Context | None = None) -> None:
         self.context = context or zmq.Context.instance()
         self.socket = self.context.socket(zmq.SUB)
+        if curve is not None:
+            curve.apply(self.socket)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.setsockopt_string(zmq.SUBSCRIBE, topic)

@@ -66,6 +66,7 @@ from protocol import (
     action_to_compact,
     pack,
 )
+from protocol.security import CurveClient
 
 from .client import (
     PROTOCOL_ACTIONS,
@@ -80,6 +81,7 @@ from .client import (
 from .connection import (
     CLOSED,
     NIL_BODY,
+    RETRY_INTERVAL,
     SEAT_GONE,
     TIMEOUT,
     Connection,
@@ -118,17 +120,20 @@ class ParallelBaseAgent:
     every env, or a list of per-env names (None entries allowed). ``name``: the agents'
     name in their games (default: the class name). ``batched``: group each call's
     steps and resets per (broker, world) into BATCH messages. ``timeout`` bounds each
-    call's wait for all its replies, in seconds.
+    call's wait for all its replies, in seconds; requests unanswered for ``retry_interval``
+    seconds are sent again, one message each, with their sequence numbers (see
+    :class:`~agents.client.BaseAgent`). ``curve``: CURVE keys for brokers with CURVE on.
     """
 
     def __init__(self, endpoints: str | Sequence[str], role: AgentRole | str, num_envs: int, *,
                  task: str | None = None, game: str | Sequence[str | None] | None = None,
                  name: str | None = None, batched: bool = True, timeout: float = 120.0,
+                 retry_interval: float = RETRY_INTERVAL, curve: CurveClient | None = None,
                  context: zmq.Context | None = None) -> None:
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        if not timeout > 0:
-            raise ValueError(f"timeout must be positive, got {timeout!r}")
+        if not timeout > 0 or not retry_interval > 0:
+            raise ValueError(f"timeout and retry_interval must be positive, got {timeout!r}, {retry_interval!r}")
         self._num_envs = num_envs
         self._role = as_role(role)
         self._logger = logging.getLogger(type(self).__name__)
@@ -139,6 +144,7 @@ class ParallelBaseAgent:
         self.name = name or type(self).__name__
         self.batched = bool(batched)
         self.timeout = float(timeout)
+        self.retry_interval = float(retry_interval)
         self._seats: list[str | None] = [None] * num_envs
         self._seat_frames: list[bytes | None] = [None] * num_envs
         self._worlds: list[str | None] = [None] * num_envs
@@ -147,7 +153,7 @@ class ParallelBaseAgent:
         self._connections: dict[str, Connection | None] = {}
         for endpoint in dict.fromkeys(self._endpoints):
             try:
-                self._connections[endpoint] = Connection(endpoint, context)
+                self._connections[endpoint] = Connection(endpoint, context, curve=curve)
             except zmq.ZMQError as error:
                 self._logger.warning("cannot connect to %r: %s", endpoint, error)
                 self._connections[endpoint] = None
@@ -409,14 +415,21 @@ class ParallelBaseAgent:
         def on_reply(env: int, seat: bytes, reply: ReplyBody | RequestFailure) -> None:
             answers[env] = (seqs[env], seat, reply)
 
-        await_replies(pending, time.monotonic() + timeout, on_reply, self._logger)
+        def resend(key: Key, env: int) -> list[bytes]:
+            body = bodies[env]
+            if command == _JOIN:
+                body = join_body(self._task, self._role, self._join_games[env], self.name, retry=True)
+            return [PROTOCOL_FRAME, command, key[0], key[1], body]
+
+        await_replies(pending, time.monotonic() + timeout, on_reply, self._logger, resend=resend,
+                      retry_interval=self.retry_interval)
         name = Command.from_frame(command).name
         for connection, keys in pending.items():
             for env in keys.values():
                 where = f", seat {self._seats[env]}" if command != _JOIN else ""
                 answers[env] = (seqs[env], b"", RequestFailure(
                     None, TIMEOUT, f"no reply within {timeout:g} s from {connection.endpoint} "
-                                   f"({name} of env {env}{where})"))
+                                   f"({name} of env {env}{where}){connection.handshake_note()}"))
         return answers
 
     def _send(self, connection: Connection, frames: list[bytes], envs: list[int], seqs: dict[int, bytes],

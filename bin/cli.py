@@ -8,6 +8,7 @@
     arena monitor     live per-task figures from the trace, or JSONL
     arena status      worlds, tasks, games and seats
     arena demo        attacker against defender on the default task, then a summary
+    arena keys        CURVE keys for the broker and its clients (encryption, client allow-list)
 
 Installed as the ``arena`` console script; also ``python -m bin``.
 """
@@ -33,7 +34,8 @@ from agents.play import EpisodeOutcome, Summary, play_episodes, play_parallel
 from agents.policies import POLICIES
 from agents.status import query_status
 from broker import DEFAULT_ENDPOINTS
-from protocol import AgentRole, ArenaError
+from broker.security import DEFAULT_CLIENTS, write_keys
+from protocol import AgentRole, ArenaError, CurveClient, CurveKeys, CurveServer
 from world import TaskConfigError, load_task
 
 from .stack import Stack, write_endpoints
@@ -76,6 +78,41 @@ def _load_tasks(locations: tuple[str, ...]) -> list[Any]:
         raise click.ClickException(str(error)) from None
 
 
+def _curve_client_options(command: Any) -> Any:
+    """``--curve-server`` and ``--curve-secret``: a client's CURVE files (both or neither)."""
+    command = click.option("--curve-secret", metavar="FILE", type=click.Path(dir_okay=False),
+                           help="This client's CURVE secret certificate (arena keys: clients/NAME.key_secret)."
+                           )(command)
+    return click.option("--curve-server", metavar="FILE", type=click.Path(dir_okay=False),
+                        help="The broker's CURVE public certificate (arena keys: server.key), "
+                             "for a broker with CURVE on.")(command)
+
+
+def _curve_client(server: str | None, secret: str | None) -> CurveClient | None:
+    if server is None and secret is None:
+        return None
+    if server is None or secret is None:
+        raise click.UsageError("CURVE needs both --curve-server and --curve-secret")
+    try:
+        return CurveClient.load(server, secret)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+
+
+def _curve_keys(directory: str | None, clients: tuple[str, ...]) -> CurveKeys | None:
+    """An ``arena keys`` directory, checked: the server's files and these clients' keys load."""
+    if directory is None:
+        return None
+    keys = CurveKeys(directory)
+    try:
+        keys.server()
+        for name in clients:
+            keys.client(name)
+    except ValueError as error:
+        raise click.ClickException(f"{error} (make the keys with: arena keys {directory})") from None
+    return keys
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default="WARNING", show_default=True,
               type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
@@ -92,14 +129,35 @@ def main(log_level: str) -> None:
 @click.option("--trace-input", default=DEFAULT_ENDPOINTS["trace_input"], show_default=True,
               help="Worlds publish the trace here.")
 @click.option("--heartbeat", default=1.0, show_default=True, type=click.FloatRange(0.01), help="Seconds.")
-@click.option("--liveness", default=3, show_default=True, type=click.IntRange(3), help="Missed heartbeats.")
+@click.option("--liveness", default=3, show_default=True, type=click.IntRange(3),
+              help="Heartbeats a world may miss before it is declared dead.")
+@click.option("--recovery", default=10.0, show_default=True, type=click.FloatRange(0),
+              help="Seconds after start during which requests for seats no world listed yet wait for it.")
+@click.option("--max-inflight", default=4096, show_default=True, type=click.IntRange(1),
+              help="Requests one client may have in flight.")
 @click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound endpoints here (JSON).")
+@click.option("--curve-secret", metavar="FILE", type=click.Path(dir_okay=False),
+              help="CURVE on: the broker's secret certificate (arena keys: server.key_secret).")
+@click.option("--curve-allow", metavar="DIR", type=click.Path(file_okay=False),
+              help="CURVE on: the directory of allowed client public certificates (arena keys: allowed/).")
 def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat: float, liveness: int,
-           endpoints_file: str | None) -> None:
-    """Run the broker: routes agents to world workers; `*` ports are bound and printed."""
+           recovery: float, max_inflight: int, endpoints_file: str | None, curve_secret: str | None,
+           curve_allow: str | None) -> None:
+    """Run the broker: routes agents to world workers; `*` ports are bound and printed.
+    With --curve-secret and --curve-allow every socket is encrypted and only clients whose
+    keys are allowed get in."""
     from broker import Broker
 
-    server = Broker(frontend, backend, trace, trace_input, heartbeat=heartbeat, liveness=liveness)
+    curve = None
+    if curve_secret or curve_allow:
+        if not (curve_secret and curve_allow):
+            raise click.UsageError("CURVE needs both --curve-secret and --curve-allow")
+        try:
+            curve = CurveServer.load(curve_secret, curve_allow)
+        except ValueError as error:
+            raise click.ClickException(str(error)) from None
+    server = Broker(frontend, backend, trace, trace_input, heartbeat=heartbeat, liveness=liveness,
+                    recovery=recovery, max_inflight=max_inflight, curve=curve)
     _serve(server, server.bind(), endpoints_file)
 
 
@@ -112,15 +170,20 @@ def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat:
               help="The broker's trace input ('' for none).")
 @click.option("--trace-level", default="steps", show_default=True, type=click.Choice(["off", "episodes", "steps"]))
 @click.option("--heartbeat", default=1.0, show_default=True, type=click.FloatRange(0.01), help="Seconds.")
+@click.option("--liveness", default=3, show_default=True, type=click.IntRange(3),
+              help="Heartbeats the broker may miss before the world reconnects.")
 @click.option("--name", default=None, help="World id (default w-<host>-<pid>).")
 @click.option("--ready-file", type=click.Path(dir_okay=False), hidden=True)
+@_curve_client_options
 def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_input: str, trace_level: str,
-          heartbeat: float, name: str | None, ready_file: str | None) -> None:
-    """Run one world worker: hosts games of its tasks, created on demand."""
+          heartbeat: float, liveness: int, name: str | None, ready_file: str | None, curve_server: str | None,
+          curve_secret: str | None) -> None:
+    """Run one world worker: hosts games of its tasks, created on demand. SIGTERM drains it."""
     from world.worker import WorldWorker
 
-    worker = WorldWorker(backend, _load_tasks(tasks), seed=seed, capacity=capacity,
-                         trace_input=trace_input or None, name=name, heartbeat=heartbeat, trace_level=trace_level)
+    curve = _curve_client(curve_server, curve_secret)
+    worker = WorldWorker(backend, _load_tasks(tasks), seed=seed, capacity=capacity, trace_input=trace_input or None,
+                         name=name, heartbeat=heartbeat, liveness=liveness, trace_level=trace_level, curve=curve)
     if ready_file:
         write_endpoints(ready_file, {"world": worker.name, "tasks": sorted(worker.tasks)})
     with _stop_on_signals(worker.stop):
@@ -137,13 +200,17 @@ def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_
 @click.option("--gateway", default=None, metavar="HOST:PORT", help="Also start the NetSecGame TCP gateway here.")
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound endpoints here (JSON).")
+@click.option("--curve", "curve_dir", metavar="DIR", type=click.Path(file_okay=False),
+              help="CURVE on every socket, with the keys `arena keys DIR` made (worlds use clients/world, "
+                   "the gateway clients/gateway).")
 def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: str, trace_input: str,
-       gateway: str | None, seed: int, endpoints_file: str | None) -> None:
+       gateway: str | None, seed: int, endpoints_file: str | None, curve_dir: str | None) -> None:
     """Start a broker, N world workers (and the gateway) as child processes; Ctrl-C or
     SIGTERM stops them all."""
     _load_tasks(tasks)  # fail here, not in a child, on a broken task
+    keys = _curve_keys(curve_dir, Stack.curve_clients(gateway=gateway is not None))
     stack = Stack(tasks=tasks, worlds=worlds, seed=seed, frontend=frontend, backend=backend, trace=trace,
-                  trace_input=trace_input, gateway=gateway)
+                  trace_input=trace_input, gateway=gateway, curve=keys.directory if keys else None)
     stopping = threading.Event()
     with _stop_on_signals(stopping.set):
         try:
@@ -156,6 +223,9 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
             click.echo(json.dumps({k: v for k, v in endpoints.items() if k != "pids"}))
             extra = f" and the gateway on {endpoints['gateway']}" if gateway else ""
             click.echo(f"arena up: broker, {worlds} worlds{extra} running; Ctrl-C stops them", err=True)
+            if keys is not None:
+                click.echo(f"arena up: CURVE on; clients add --curve-server {keys.server_public} "
+                           f"--curve-secret {keys.client_secret('agent')} (or their own key)", err=True)
             while not stopping.wait(0.5):
                 dead = [p for p in stack.processes if p.poll() is not None]
                 if dead:
@@ -181,8 +251,10 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
 @click.option("--max-connections", default=1024, show_default=True, type=click.IntRange(1))
 @click.option("--allow", multiple=True, metavar="CIDR", help="Accept clients from these networks only (repeatable).")
 @click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound address here (JSON).")
+@_curve_client_options
 def gateway(address: str, listen: str, task: str | None, game: str | None, incomplete_timeout: float,
-            reply_timeout: float, max_connections: int, allow: tuple[str, ...], endpoints_file: str | None) -> None:
+            reply_timeout: float, max_connections: int, allow: tuple[str, ...], endpoints_file: str | None,
+            curve_server: str | None, curve_secret: str | None) -> None:
     """Serve NetSecGame's TCP + JSON protocol: existing NetSecGame agents play unchanged,
     one seat per connection."""
     from broker.gateway import Gateway
@@ -192,7 +264,8 @@ def gateway(address: str, listen: str, task: str | None, game: str | None, incom
         raise click.BadParameter(f"expected HOST:PORT, got {listen!r}", param_hint="--listen")
     server = Gateway(address, (host.strip("[]"), int(port)), task=task, game=game,
                      incomplete_timeout=incomplete_timeout, reply_timeout=reply_timeout,
-                     max_connections=max_connections, allow=list(allow) or None)
+                     max_connections=max_connections, allow=list(allow) or None,
+                     curve=_curve_client(curve_server, curve_secret))
     bound = server.bind()
     _serve(server, {"gateway": f"{bound[0]}:{bound[1]}"}, endpoints_file)
 
@@ -211,21 +284,24 @@ def gateway(address: str, listen: str, task: str | None, game: str | None, incom
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per reply.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
+@_curve_client_options
 def play(address: str, agent: str, role: str | None, task: str | None, game: str | None, episodes: int, envs: int,
-         batched: bool, seed: int, timeout: float, as_json: bool) -> None:
+         batched: bool, seed: int, timeout: float, as_json: bool, curve_server: str | None,
+         curve_secret: str | None) -> None:
     """Play episodes through the broker with a scripted policy, then summarise."""
     from agents import BaseAgent, ParallelBaseAgent
 
     role_value = AgentRole.from_string(role or _ROLE_OF_AGENT[agent])
+    curve = _curve_client(curve_server, curve_secret)
     summary = Summary()
     try:
         if envs == 1:
             client: Any = BaseAgent(address, role_value, task=task, game=game, name=f"arena-{agent}",
-                                    timeout=timeout)
+                                    timeout=timeout, curve=curve)
             loop = play_episodes
         else:
             client = ParallelBaseAgent(address, role_value, envs, task=task, game=game, batched=batched,
-                                       timeout=timeout)
+                                       timeout=timeout, curve=curve)
             loop = play_parallel
         with _progress(episodes, f"{agent} ({role_value.value})", summary, quiet=as_json) as report:
             try:
@@ -273,21 +349,26 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 @click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(0.1),
               help="With --once: how long to collect. Otherwise: refresh interval.")
 @click.option("--duration", default=None, type=click.FloatRange(0.1), help="Stop after this many seconds.")
+@_curve_client_options
 def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds: float,
-            duration: float | None) -> None:
+            duration: float | None, curve_server: str | None, curve_secret: str | None) -> None:
     """Watch the trace: live per-task figures, or every message to a JSONL file."""
-    from agents.utils import append_jsonl_line
+    from contextlib import nullcontext
 
+    from protocol.jsonl import JsonlWriter
+
+    curve = _curve_client(curve_server, curve_secret)
     figures = TraceFigures()
     stopping = threading.Event()
     deadline = time.monotonic() + (seconds if once else duration or float("inf"))
-    with TraceMonitor(address) as subscriber, _stop_on_signals(stopping.set):
+    with (TraceMonitor(address, curve=curve) as subscriber, _stop_on_signals(stopping.set),
+          JsonlWriter(jsonl) if jsonl else nullcontext() as sink):  # one descriptor for the whole run
         next_print = time.monotonic() + seconds
         while not stopping.is_set() and time.monotonic() < deadline:
             for topic, message in subscriber.receive(min(0.5, max(0.0, deadline - time.monotonic()))):
                 figures.add_message(message)
-                if jsonl:
-                    append_jsonl_line(jsonl, {"topic": topic, **message})
+                if sink is not None:
+                    sink.append({"topic": topic, **message})
             if not once and time.monotonic() >= next_print:
                 next_print += seconds
                 _show_figures(figures.snapshot(), as_json)
@@ -309,9 +390,10 @@ def _show_figures(snapshot: dict[str, Any], as_json: bool) -> None:
 @click.option("--broker", "address", default=DEFAULT_ENDPOINTS["frontend"], show_default=True)
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1))
 @click.option("--json", "as_json", is_flag=True)
-def status(address: str, timeout: float, as_json: bool) -> None:
+@_curve_client_options
+def status(address: str, timeout: float, as_json: bool, curve_server: str | None, curve_secret: str | None) -> None:
     """List the broker's worlds, tasks, games and seats."""
-    answer = query_status(address, timeout=timeout)
+    answer = query_status(address, timeout=timeout, curve=_curve_client(curve_server, curve_secret))
     if not answer:
         raise click.ClickException(f"no answer from a broker at {address} within {timeout:g} s")
     if as_json:
@@ -381,6 +463,34 @@ def _wait_for_seat(frontend: str, game: str, role: str, process: subprocess.Pope
             return
         time.sleep(0.05)  # another process's state: nothing to wait on but a query
     raise click.ClickException(f"the {role.lower()} did not take its seat in game {game!r}")
+
+
+# ---------------------------------------------------------------------- security
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--client", "clients", multiple=True, metavar="NAME",
+              help=f"Also make a key pair for this client (repeatable); always: {', '.join(DEFAULT_CLIENTS)}.")
+def keys(directory: str, clients: tuple[str, ...]) -> None:
+    """Make CURVE keys in DIRECTORY: the broker's key pair, a key pair per client, and
+    the allow-list of client public keys. Existing keys are kept, so running it again
+    with --client adds clients."""
+    try:
+        created = write_keys(directory, [*DEFAULT_CLIENTS, *clients])
+    except (ValueError, OSError) as error:
+        raise click.ClickException(str(error)) from None
+    layout = CurveKeys(directory)
+    for path in created:
+        click.echo(f"wrote {path}{' (secret, mode 0600)' if path.name.endswith('_secret') else ''}")
+    if not created:
+        click.echo(f"{directory}: every key is there already")
+    client = f"--curve-server {layout.server_public} --curve-secret {layout.client_secret('NAME')}"
+    click.echo(f"""
+broker:    arena broker --curve-secret {layout.server_secret} --curve-allow {layout.allowed}
+clients:   arena world|play|gateway|monitor|status ... {client}
+one host:  arena up --curve {directory}
+Python:    BaseAgent(..., curve=CurveClient.load("{layout.server_public}", "{layout.client_secret('NAME')}"))
+A client needs server.key and its own clients/NAME.key_secret; only the broker needs
+server.key_secret. Delete allowed/NAME.key (and restart the broker) to shut a client out.""")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from protocol import CurveKeys
+
 __all__ = ["Stack", "read_endpoints", "write_endpoints"]
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,9 @@ def read_endpoints(path: str | os.PathLike[str], timeout: float, process: subpro
 class Stack:
     """A broker, ``worlds`` world workers and optionally the gateway, as child processes.
 
+    ``curve``: an ``arena keys`` directory; then every socket uses CURVE, the worlds with
+    the ``world`` client key, the gateway with ``gateway`` and status queries with ``monitor``.
+
     >>> with Stack(worlds=1) as stack:                     # doctest: +SKIP
     ...     print(stack.endpoints["frontend"])
     """
@@ -60,7 +65,8 @@ class Stack:
                  frontend: str = "tcp://127.0.0.1:*", backend: str = "tcp://127.0.0.1:*",
                  trace: str = "tcp://127.0.0.1:*", trace_input: str = "tcp://127.0.0.1:*",
                  heartbeat: float | None = None, capacity: int | None = None, log_level: str | None = None,
-                 gateway: str | None = None, ready_timeout: float = 30.0) -> None:
+                 gateway: str | None = None, curve: str | os.PathLike[str] | None = None,
+                 ready_timeout: float = 30.0) -> None:
         self.tasks = list(tasks)
         self.worlds = worlds
         self.seed = seed
@@ -69,6 +75,7 @@ class Stack:
         self.capacity = capacity
         self.log_level = log_level
         self.gateway = gateway
+        self.curve = None if curve is None else CurveKeys(curve)
         self.ready_timeout = ready_timeout
         self.processes: list[subprocess.Popen[Any]] = []
         self.endpoints: dict[str, Any] = {}
@@ -80,20 +87,32 @@ class Stack:
             command += ["--log-level", self.log_level]
         return command + list(arguments)
 
+    @staticmethod
+    def curve_clients(*, gateway: bool) -> tuple[str, ...]:
+        """The client keys a stack with CURVE needs."""
+        return ("world", "monitor", "gateway") if gateway else ("world", "monitor")
+
+    def _curve_arguments(self, client: str | None) -> list[str]:
+        """The CURVE flags of the broker (``client`` None) or of a client."""
+        keys = self.curve
+        if keys is None:
+            return []
+        if client is None:
+            return [f"--curve-secret={keys.server_secret}", f"--curve-allow={keys.allowed}"]
+        return [f"--curve-server={keys.server_public}", f"--curve-secret={keys.client_secret(client)}"]
+
     def start(self) -> dict[str, Any]:
         try:
-            endpoints_file = Path(self._directory.name) / "broker.json"
-            broker = self._command("broker", *(f"--{k.replace('_', '-')}={v}" for k, v in self.addresses.items()),
-                                   f"--endpoints-file={endpoints_file}",
-                                   *([f"--heartbeat={self.heartbeat}"] if self.heartbeat else []))
-            self.processes.append(subprocess.Popen(broker, stdout=subprocess.DEVNULL))
-            self.endpoints = read_endpoints(endpoints_file, self.ready_timeout, self.processes[0])
+            self.processes.append(self._start_broker(self.addresses))
+            self.endpoints = read_endpoints(Path(self._directory.name) / "broker.json", self.ready_timeout,
+                                            self.processes[0])
             world_pids = []
             for index in range(self.worlds):
                 ready_file = Path(self._directory.name) / f"world-{index}.json"
                 arguments = ["world", f"--backend={self.endpoints['backend']}",
-                             f"--trace-input={self.endpoints['trace_input']}", f"--seed={self.seed + index}",
-                             f"--ready-file={ready_file}", *(f"--task={task}" for task in self.tasks)]
+                             f"--trace-input={self.endpoints['trace_input']}", f"--seed={self.seed}",
+                             f"--ready-file={ready_file}", *(f"--task={task}" for task in self.tasks),
+                             *self._curve_arguments("world")]
                 if self.heartbeat:
                     arguments.append(f"--heartbeat={self.heartbeat}")
                 if self.capacity:
@@ -107,7 +126,7 @@ class Stack:
                 gateway_file = Path(self._directory.name) / "gateway.json"
                 process = subprocess.Popen(self._command(
                     "gateway", f"--broker={self.endpoints['frontend']}", f"--listen={self.gateway}",
-                    f"--endpoints-file={gateway_file}"), stdout=subprocess.DEVNULL)
+                    f"--endpoints-file={gateway_file}", *self._curve_arguments("gateway")), stdout=subprocess.DEVNULL)
                 self.processes.append(process)
                 self.endpoints.update(read_endpoints(gateway_file, self.ready_timeout, process))
             self.endpoints["pids"] = [process.pid for process in self.processes]
@@ -116,14 +135,36 @@ class Stack:
             self.stop()
             raise
 
+    def _start_broker(self, addresses: dict[str, str]) -> subprocess.Popen[Any]:
+        endpoints_file = Path(self._directory.name) / "broker.json"
+        endpoints_file.unlink(missing_ok=True)
+        broker = self._command("broker", *(f"--{k.replace('_', '-')}={v}" for k, v in addresses.items()),
+                               f"--endpoints-file={endpoints_file}",
+                               *([f"--heartbeat={self.heartbeat}"] if self.heartbeat else []),
+                               *self._curve_arguments(None))
+        return subprocess.Popen(broker, stdout=subprocess.DEVNULL)
+
+    def restart_broker(self) -> None:
+        """A fault drill: SIGKILL the broker and start a new one on the same endpoints (use
+        ``ipc://`` or fixed ports: a ``*`` port would change). Worlds re-register with their
+        games; clients resend. Waits until the new broker has bound its sockets."""
+        old = self.processes[0]
+        old.kill()
+        old.wait()
+        addresses = {name: self.endpoints[name] for name in self.addresses}
+        self.processes[0] = self._start_broker(addresses)
+        read_endpoints(Path(self._directory.name) / "broker.json", self.ready_timeout, self.processes[0])
+
     def wait_registered(self, timeout: float = 30.0) -> dict[str, Any]:
         """Wait until the broker lists every world (a STATUS query, bounded)."""
         from agents.status import query_status
 
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
+        curve = self.curve.client("monitor") if self.curve is not None else None
         while time.monotonic() < deadline:
-            status = query_status(self.endpoints["frontend"], timeout=max(0.1, min(2.0, deadline - time.monotonic())))
+            status = query_status(self.endpoints["frontend"], timeout=max(0.1, min(2.0, deadline - time.monotonic())),
+                                  curve=curve)
             if len(status.get("worlds", [])) >= self.worlds:
                 return status
             time.sleep(0.05)  # polling another process's state: no event to wait on

@@ -5,6 +5,16 @@ frames only (PROTOCOL.md §1): a step is forwarded to the world that holds the s
 game without decoding its body; only JOIN and STATUS bodies are decoded. Replies carry
 the agent's identity back, so the return path needs no lookup.
 
+Faults (DESIGN §7): a world silent for ``liveness`` heartbeats is declared dead, told so
+(DISCONNECT, also when it comes back with its old games: no split brain), its in-flight
+requests are answered GAME_LOST at once and its seats remembered, so an idle agent hears
+GAME_LOST too. A world that re-registers on a new connection keeps its games and their
+requests in flight (clients resend; worlds answer resends from their reply cache). After a
+restart the broker adopts the games and seats the worlds list in READY; for ``recovery``
+seconds a request naming a seat it does not know yet waits for the world that hosts it.
+Each client may have at most ``max_inflight`` requests in flight (a flood gets
+TOO_MANY_REQUESTS).
+
 >>> broker = Broker(frontend="tcp://127.0.0.1:*", backend="tcp://127.0.0.1:*",
 ...                 trace="tcp://127.0.0.1:*", trace_input="tcp://127.0.0.1:*")
 >>> sorted(broker.bind())
@@ -17,14 +27,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 import zmq
 
 from protocol import (
     MAX_BODY_BYTES,
+    MAX_SEQ_BYTES,
     PROTOCOL_FRAME,
-    AgentRole,
     Command,
     ErrorCode,
     GameStatus,
@@ -32,8 +43,10 @@ from protocol import (
     encode_reply,
     unpack,
 )
+from protocol.security import CurveServer
 
-from .placement import Placement, PlacementError, TaskInfo, WorldRecord
+from .placement import Placement, PlacementError, WorldRecord, join_request, world_from_ready
+from .security import start_authenticator
 from .trace import TraceProxy
 
 __all__ = ["DEFAULT_ENDPOINTS", "Broker"]
@@ -56,14 +69,10 @@ _READY, _HEARTBEAT, _DISCONNECT, _RELEASE = (Command.READY.frame, Command.HEARTB
                                              Command.DISCONNECT.frame, Command.RELEASE.frame)
 _ERROR = Command.ERROR.frame
 _HWM = 100_000
-
-
-def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise ProtocolError(field, f"a non-empty string of at most {limit} characters", repr(value)[:60])
-    return value
+#: Requests kept waiting for their seat's world during the recovery window, at most.
+PARKED_LIMIT = 10_000
+#: Largest message frame a world may send (a batch of many states).
+_BACKEND_MAXMSGSIZE = 64 << 20
 
 
 class Broker:
@@ -72,27 +81,45 @@ class Broker:
     def __init__(self, frontend: str = DEFAULT_ENDPOINTS["frontend"], backend: str = DEFAULT_ENDPOINTS["backend"],
                  trace: str | None = DEFAULT_ENDPOINTS["trace"],
                  trace_input: str | None = DEFAULT_ENDPOINTS["trace_input"], *, heartbeat: float = 1.0,
-                 liveness: int = 3, context: zmq.Context | None = None) -> None:
+                 liveness: int = 3, recovery: float = 10.0, max_inflight: int = 4096,
+                 curve: CurveServer | None = None, context: zmq.Context | None = None) -> None:
         if liveness < 3:
             raise ValueError("liveness must be at least 3 heartbeats")
+        if heartbeat <= 0 or recovery < 0 or max_inflight < 1:
+            raise ValueError("heartbeat and max_inflight must be positive, recovery not negative")
         self.addresses = {"frontend": frontend, "backend": backend, "trace": trace, "trace_input": trace_input}
         self.heartbeat = heartbeat
         self.liveness = liveness
+        self.recovery = recovery
+        self.max_inflight = max_inflight
+        #: requests in flight per client (the flood limit)
+        self.inflight_of: dict[bytes, int] = {}
+        #: names of worlds declared dead -> when: their old games are not adopted again
+        self.dead_worlds: dict[str, float] = {}
+        self._parked: deque[list[bytes]] = deque()
+        self._recovering_until = 0.0
+        self._dropped_replies = 0
         self.context = context or zmq.Context()
         self._own_context = context is None
+        # CURVE (optional): every socket a CURVE server, ZAP admitting allow-listed clients only.
+        self.curve = curve
+        self._authenticator = start_authenticator(self.context, curve) if curve is not None else None
         self.placement = Placement()
         self.endpoints: dict[str, str] = {}
         self._stop = threading.Event()
         self.frontend = self._router()
         self.backend = self._router()
         self.frontend.setsockopt(zmq.MAXMSGSIZE, MAX_BODY_BYTES * 4)
+        self.backend.setsockopt(zmq.MAXMSGSIZE, _BACKEND_MAXMSGSIZE)
         # Clients name their sockets; a reconnecting client takes its identity (and seats) back.
         self.frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        self.trace_proxy = TraceProxy(self.context, trace_input, trace) if trace and trace_input else None
+        self.trace_proxy = TraceProxy(self.context, trace_input, trace, curve=curve) if trace and trace_input else None
         self.started = time.monotonic()
 
     def _router(self) -> zmq.Socket:
         socket = self.context.socket(zmq.ROUTER)
+        if self.curve is not None:
+            self.curve.apply(socket)
         socket.setsockopt(zmq.ROUTER_MANDATORY, 1)
         socket.setsockopt(zmq.SNDHWM, _HWM)
         socket.setsockopt(zmq.RCVHWM, _HWM)
@@ -119,6 +146,8 @@ class Broker:
             self.trace_proxy.close()
         self.frontend.close(linger=0)
         self.backend.close(linger=0)
+        if self._authenticator is not None:
+            self._authenticator.stop()
         if self._own_context:
             self.context.term()
 
@@ -133,6 +162,7 @@ class Broker:
         poller.register(self.frontend, zmq.POLLIN)
         poller.register(self.backend, zmq.POLLIN)
         next_beat = time.monotonic()
+        self._recovering_until = next_beat + self.recovery
         log.info("broker serving: %s", self.endpoints)
         while not self._stop.is_set():
             timeout = max(0.0, next_beat - time.monotonic())
@@ -169,68 +199,117 @@ class Broker:
             return
         command = frames[2]
         if command in _SEAT_COMMANDS:
-            if len(frames) != 6:
+            if len(frames) != 6 or not 0 < len(frames[4]) <= MAX_SEQ_BYTES:
                 self._error(client, command, b"", b"", ErrorCode.BAD_FRAMES,
-                            "Expected [ARENA1][command][seat][seq][body].")
+                            f"Expected [ARENA1][command][seat][seq of 1 to {MAX_SEQ_BYTES} bytes][body].")
                 return
             seat, seq = frames[3], frames[4]
             record = self.placement.seats.get(seat)
             if record is None:
-                self._error(client, command, seat, seq, ErrorCode.UNKNOWN_SEAT,
-                            "Unknown seat: JOIN first (or the seat was released).")
+                if not self._park(frames, seat):
+                    self._unknown_seat(client, command, seat, seq)
                 return
             if record.client != client:
                 if record.client:
                     self._error(client, command, seat, seq, ErrorCode.NOT_YOUR_SEAT,
                                 "This seat belongs to another connection.")
                     return
-                record.client = client  # a seat adopted from a world's READY: first claimant
+                record.client = client  # a seat adopted from an old world's READY: first claimant
             world = self.placement.worlds.get(record.world)
             if world is None:
                 self._error(client, command, seat, seq, ErrorCode.GAME_LOST, "The seat's world is gone.")
                 return
-            world.inflight[(seat, seq)] = (client, command)
-            self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, command, seat, seq, frames[5]])
+            if record.join_seq:
+                self.placement.joined(record)
+            if self._track(world, client, command, seat, seq):
+                self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, command, seat, seq, frames[5]])
         elif command == _BATCH:
             self._on_batch(client, frames)
         elif command == _JOIN:
             self._on_join(client, frames)
         elif command == _STATUS:
             seq = frames[4] if len(frames) > 4 else b""
-            self._send_client([client, PROTOCOL_FRAME, _STATUS, b"", seq,
+            self._send_client([client, PROTOCOL_FRAME, _STATUS, b"", seq[:MAX_SEQ_BYTES],
                                encode_reply(GameStatus.OK, None, self.placement.status(time.monotonic()))])
         else:
             self._error(client, _ERROR, b"", b"", ErrorCode.BAD_FRAMES,
                         f"Unknown command {command[:4]!r} (PROTOCOL.md §2).")
 
+    def _track(self, world: WorldRecord, client: bytes, command: bytes, seat: bytes, seq: bytes) -> bool:
+        """Note a request as in flight on ``world``; False (answered) past the flood limit.
+        A resend of a request still in flight is not counted twice."""
+        key = (seat, seq)
+        if key not in world.inflight:
+            count = self.inflight_of.get(client, 0)
+            if count >= self.max_inflight:
+                self._error(client, command, seat, seq, ErrorCode.TOO_MANY_REQUESTS,
+                            f"This connection has {count} requests in flight, the most a client may have.")
+                return False
+            self.inflight_of[client] = count + 1
+        world.inflight[key] = (client, command)
+        return True
+
+    def _settled(self, client: bytes) -> None:
+        count = self.inflight_of.get(client, 1) - 1
+        if count > 0:
+            self.inflight_of[client] = count
+        else:
+            self.inflight_of.pop(client, None)
+
+    def _park(self, frames: list[bytes], seat: bytes) -> bool:
+        """While recovering from a restart, keep a request for a seat no world listed yet:
+        its world may still be re-registering. False when it must be answered now."""
+        if (seat in self.placement.lost or time.monotonic() >= self._recovering_until
+                or len(self._parked) >= PARKED_LIMIT):
+            return False
+        self._parked.append(frames)
+        return True
+
+    def _unpark(self) -> None:
+        """Handle the parked requests again (a world registered, or the window closed)."""
+        parked, self._parked = self._parked, deque()
+        for frames in parked:
+            self._on_frontend(frames)
+
+    def _unknown_seat(self, client: bytes, command: bytes, seat: bytes, seq: bytes) -> None:
+        reason = self.placement.lost.get(seat)
+        if reason is not None:
+            self._error(client, command, seat, seq, ErrorCode.GAME_LOST,
+                        f"The world hosting this game is gone ({reason}).")
+        else:
+            self._error(client, command, seat, seq, ErrorCode.UNKNOWN_SEAT,
+                        "Unknown seat: JOIN first (or the seat was released).")
+
     def _on_join(self, client: bytes, frames: list[bytes]) -> None:
-        if len(frames) != 6:
-            self._error(client, _JOIN, b"", b"", ErrorCode.BAD_FRAMES, "Expected [ARENA1][JOIN][][seq][body].")
+        if len(frames) != 6 or not 0 < len(frames[4]) <= MAX_SEQ_BYTES:
+            self._error(client, _JOIN, b"", b"", ErrorCode.BAD_FRAMES,
+                        f"Expected [ARENA1][JOIN][][seq of 1 to {MAX_SEQ_BYTES} bytes][body].")
             return
         seq = frames[4]
+        existing = self.placement.seats.get(self.placement.joins.get((client, seq), b""))
+        if existing is not None:  # a resend: to the seat its first sending took
+            world = self.placement.worlds.get(existing.world)
+            if world is not None and self._track(world, client, _JOIN, existing.seat, seq):
+                self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, _JOIN, existing.seat, seq,
+                                                  frames[5]])
+            return
         try:
-            body = unpack(frames[5], MAX_BODY_BYTES)
-            if not isinstance(body, dict):
-                raise ProtocolError("join", "a map {task, role, game, name}", type(body).__name__)
-            task = _text(body.get("task"), "join.task", 200, optional=True)
-            role = _text(body.get("role"), "join.role", 20)
-            game = _text(body.get("game"), "join.game", 200, optional=True)
-            name = _text(body.get("name", "agent"), "join.name", 200)
-            try:
-                role = AgentRole.from_string(role).value  # type: ignore[arg-type]
-            except ValueError:
-                raise ProtocolError("join.role", "Attacker, Defender or Benign", repr(body.get("role"))[:40]) from None
+            task, role, game, name, retry = join_request(unpack(frames[5], MAX_BODY_BYTES))
         except ProtocolError as error:
             self._error(client, _JOIN, b"", seq, ErrorCode.MALFORMED, str(error))
             return
+        if retry and self._park(frames, b""):
+            return  # a resent JOIN after a restart: its seat may be on a world not back yet
         try:
-            seat = self.placement.place_join(client, task, role, game)
+            seat = self.placement.place_join(client, task, role, game, seq)
         except PlacementError as error:
             self._error(client, _JOIN, b"", seq, error.code, error.message)
             return
         record = self.placement.games[seat.game]
         world = self.placement.worlds[seat.world]
-        world.inflight[(seat.seat, seq)] = (client, _JOIN)
+        if not self._track(world, client, _JOIN, seat.seat, seq):
+            self.placement.release(seat.seat)
+            return
         from protocol import pack  # local: JOIN is rare
 
         body = pack({"task": record.task, "role": role, "game": record.name, "name": name})
@@ -242,23 +321,36 @@ class Broker:
                         "Expected [ARENA1][BATCH][world][STEP|RESET] then (seat, seq, body) triples.")
             return
         world_name, inner = frames[3], frames[4]
+        seats = self.placement.seats
+        lost = self.placement.lost
+        if any(frames[index] not in seats and frames[index] not in lost for index in range(5, len(frames), 3)
+               ) and self._park(frames, b""):
+            return
         world = next((w for w in self.placement.worlds.values() if w.name.encode() == world_name), None)
         forward = [PROTOCOL_FRAME, _REQUEST, client, _BATCH, world_name, inner]
-        seats = self.placement.seats
         for index in range(5, len(frames), 3):
             seat, seq, body = frames[index], frames[index + 1], frames[index + 2]
+            if not 0 < len(seq) <= MAX_SEQ_BYTES:
+                self._error(client, inner, seat, b"", ErrorCode.BAD_FRAMES,
+                            f"A batch's seq frames must be 1 to {MAX_SEQ_BYTES} bytes.")
+                continue
             record = seats.get(seat)
-            if record is None or (record.client and record.client != client):
-                self._error(client, inner, seat, seq, ErrorCode.UNKNOWN_SEAT if record is None
-                            else ErrorCode.NOT_YOUR_SEAT, "Unknown seat, or another connection's seat.")
+            if record is None:
+                self._unknown_seat(client, inner, seat, seq)
+                continue
+            if record.client and record.client != client:
+                self._error(client, inner, seat, seq, ErrorCode.NOT_YOUR_SEAT,
+                            "This seat belongs to another connection.")
                 continue
             if world is None or record.world != world.identity:
                 self._error(client, inner, seat, seq, ErrorCode.GAME_LOST,
                             f"Seat is not on world {world_name[:40]!r}.")
                 continue
             record.client = client
-            world.inflight[(seat, seq)] = (client, inner)
-            forward += (seat, seq, body)
+            if record.join_seq:
+                self.placement.joined(record)
+            if self._track(world, client, inner, seat, seq):
+                forward += (seat, seq, body)
         if world is not None and len(forward) > 6:
             self._send_world(world.identity, forward)
 
@@ -271,7 +363,10 @@ class Broker:
         try:
             self.frontend.send_multipart(frames, zmq.NOBLOCK)
         except zmq.Again:
-            log.warning("agent %r is not reading (at its high-water mark): reply dropped", frames[0])
+            self._dropped_replies += 1
+            if self._dropped_replies == 1 or self._dropped_replies % 1000 == 0:
+                log.warning("agent %r is not reading (at its high-water mark): reply dropped (%d so far)",
+                            frames[0][:40], self._dropped_replies)
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
@@ -285,74 +380,99 @@ class Broker:
             return
         command = frames[2]
         world = self.placement.worlds.get(identity)
-        if command == _REPLY:
-            if world is None:
+        if command == _READY:
+            self._on_ready(identity, frames)
+            return
+        if world is None:
+            if command != _DISCONNECT:  # a world we declared dead, or a stranger: it must register
                 self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
+            return
+        world.expiry = time.monotonic() + world.heartbeat * self.liveness
+        if command == _REPLY:
+            count = len(frames)
+            if count < 8:
+                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)
                 return
-            world.expiry = time.monotonic() + world.heartbeat * self.liveness
-            client, inner = frames[3], frames[4]
             inflight = world.inflight
-            if inner == _BATCH:
-                for index in range(7, len(frames) - 1, 3):
-                    inflight.pop((frames[index], frames[index + 1]), None)
-            elif len(frames) >= 7:
-                inflight.pop((frames[5], frames[6]), None)
+            client = frames[3]
+            if frames[4] == _BATCH:
+                if count < 10 or (count - 7) % 3:
+                    log.warning("world %s: a malformed batch REPLY dropped", world.name)
+                    return
+                for index in range(7, count - 1, 3):
+                    if inflight.pop((frames[index], frames[index + 1]), None) is not None:
+                        self._settled(client)
+            elif count != 8:
+                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)
+                return
+            elif inflight.pop((frames[5], frames[6]), None) is not None:
+                self._settled(client)
             self._send_client([client, PROTOCOL_FRAME, *frames[4:]])
         elif command == _HEARTBEAT:
-            if world is None:
-                self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
-            else:
-                world.expiry = time.monotonic() + world.heartbeat * self.liveness
-        elif command == _READY:
-            self._on_ready(identity, frames)
+            pass
         elif command == _RELEASE:
-            if world is None:
-                return
-            world.expiry = time.monotonic() + world.heartbeat * self.liveness
-            body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) > 3 else {}
-            for seat in body.get("seats", []) if isinstance(body, dict) else []:
-                self.placement.release(seat.encode() if isinstance(seat, str) else bytes(seat))
-            for game in body.get("closed", []) if isinstance(body, dict) else []:
-                self.placement.close_game(str(game))
+            self._on_release(world, frames)
         elif command == _DISCONNECT:
             self._world_gone(identity, "it disconnected")
         else:
-            log.warning("unknown world command %r dropped", command[:4])
+            log.warning("world %s: unknown command %r dropped", world.name, command[:4])
+
+    def _on_release(self, world: WorldRecord, frames: list[bytes]) -> None:
+        try:
+            body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None
+        except ProtocolError as error:
+            body = error
+        if not isinstance(body, dict):
+            log.warning("world %s: a malformed RELEASE dropped: %s", world.name, body)
+            return
+        seats, closed = body.get("seats", []), body.get("closed", [])
+        for seat in seats if isinstance(seats, list) else []:
+            if isinstance(seat, (str, bytes)):
+                self.placement.release(seat.encode() if isinstance(seat, str) else seat)
+        for game in closed if isinstance(closed, list) else []:
+            if isinstance(game, str) and game in world.games:
+                self.placement.close_game(game)
 
     def _on_ready(self, identity: bytes, frames: list[bytes]) -> None:
         try:
             body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None
-            if not isinstance(body, dict):
-                raise ProtocolError("ready", "a map", type(body).__name__)
-            tasks = {
-                str(name): TaskInfo(str(name), {str(r): int(n) for r, n in info["seats"].items()},
-                                    frozenset(str(r) for r in info["allowed_roles"]), str(info.get("hash", "")))
-                for name, info in body["tasks"].items()
-            }
-            now = time.monotonic()
-            heartbeat = float(body.get("heartbeat", self.heartbeat))
-            if not 0 < heartbeat <= 60:
-                raise ValueError(f"heartbeat {heartbeat} s is out of range")
-            world = WorldRecord(identity, str(body["world"]), int(body.get("capacity", 1000)), tasks, heartbeat,
-                                expiry=now + heartbeat * self.liveness, registered_at=now)
-            self._world_gone(identity, "it registered again")
-            for other in [w for w in self.placement.worlds.values() if w.name == world.name]:
-                self._world_gone(other.identity, "it registered again on a new connection")
-            self.placement.add_world(world, body.get("games", []))
-        except (ProtocolError, KeyError, TypeError, ValueError, AttributeError) as error:
+            world, games = world_from_ready(identity, body, time.monotonic(), self.heartbeat, self.liveness)
+        except (ProtocolError, ValueError) as error:
             log.warning("READY refused: %s", error)
             self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
+            self._world_gone(identity, "its READY was refused")
             return
-        log.info("world %s ready: tasks %s, capacity %d, %d games adopted", world.name, sorted(tasks),
+        if games and world.name in self.dead_worlds:
+            # Declared dead, it comes back with the games its agents were told are lost: it
+            # must drop them (DISCONNECT) and register again empty. No split brain.
+            log.warning("world %s comes back after it was declared dead: told to drop its %d games",
+                        world.name, len(games))
+            self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
+            return
+        self.dead_worlds.pop(world.name, None)
+        hosted = {seat.seat for _, _, seats in games for seat in seats}
+        carried: dict[tuple[bytes, bytes], tuple[bytes, bytes]] = {}
+        for old in [w for w in self.placement.worlds.values() if w.identity == identity or w.name == world.name]:
+            # The same world on a new connection: what is in flight for games it still
+            # hosts stays in flight (clients resend); the rest is lost.
+            for key in [key for key in old.inflight if key[0] in hosted]:
+                carried[key] = old.inflight.pop(key)
+            self._world_gone(old.identity, "it registered again on a new connection")
+        self.placement.add_world(world, games)
+        world.inflight.update(carried)
+        log.info("world %s ready: tasks %s, capacity %d, %d games adopted", world.name, sorted(world.tasks),
                  world.capacity, len(world.games))
+        if self._parked:
+            self._unpark()
 
     def _world_gone(self, identity: bytes, reason: str) -> None:
-        world = self.placement.remove_world(identity)
+        world = self.placement.remove_world(identity, reason)
         if world is None:
             return
         level = logging.WARNING if world.games or world.inflight else logging.INFO
         log.log(level, "world %s removed: %s; %d games lost", world.name, reason, len(world.games))
         for (seat, seq), (client, command) in world.inflight.items():
+            self._settled(client)
             self._error(client, command, seat, seq, ErrorCode.GAME_LOST,
                         f"The world hosting this game is gone ({reason}).")
 
@@ -367,11 +487,17 @@ class Broker:
             log.debug("world %r is unreachable: message dropped", identity)
 
     def _beat(self, now: float) -> None:
-        """Heartbeat each world at its own rate; declare silent worlds dead."""
+        """Heartbeat each world at its own rate; declare silent worlds dead; end the
+        recovery window."""
         for world in list(self.placement.worlds.values()):
             if world.expiry <= now:
                 self._send_world(world.identity, [PROTOCOL_FRAME, _DISCONNECT])
+                self.dead_worlds[world.name] = now
+                while len(self.dead_worlds) > 10_000:
+                    del self.dead_worlds[next(iter(self.dead_worlds))]
                 self._world_gone(world.identity, "it missed its heartbeats")
             elif now >= world.next_beat:
                 self._send_world(world.identity, [PROTOCOL_FRAME, _HEARTBEAT])
                 world.next_beat = now + world.heartbeat
+        if self._parked and now >= self._recovering_until:
+            self._unpark()

@@ -55,7 +55,8 @@ from collections.abc import Sequence
 
 import zmq
 
-from protocol import PROTOCOL_FRAME, Command, ErrorCode, GameStatus, int_from_seq, seq_bytes
+from protocol import PROTOCOL_FRAME, Command, ErrorCode, GameStatus, int_from_seq, pack, seq_bytes, unpack
+from protocol.security import CurveClient
 
 from .gateway_codec import MALFORMED_MESSAGE, NIL, JsonFramer, decode_broker_reply, render_reply
 from .gateway_connection import Connection
@@ -81,15 +82,17 @@ class Gateway:
     ``max_queue`` parsed requests waiting per connection (reading pauses beyond it),
     ``max_output_bytes`` of unsent replies and ``send_timeout`` seconds without write
     progress (a client that never reads is dropped). ``allow``: client networks
-    (CIDR strings) allowed to connect; None allows all.
+    (CIDR strings) allowed to connect; None allows all. ``curve``: the gateway's CURVE
+    keys for a broker with CURVE on (its NetSecGame clients cannot carry keys).
     """
 
     def __init__(self, broker: str, listen: tuple[str, int] = ("127.0.0.1", 9000), *, task: str | None = None,
                  game: str | None = None, incomplete_timeout: float = 0.1, max_request_bytes: int = 1 << 20,
                  reply_timeout: float = 120.0, max_connections: int = 1024, max_queue: int = 64,
-                 max_output_bytes: int = 16 << 20, send_timeout: float = 60.0,
-                 allow: Sequence[str] | None = None, context: zmq.Context | None = None) -> None:
-        if not (incomplete_timeout > 0 and reply_timeout > 0 and send_timeout > 0):
+                 max_output_bytes: int = 16 << 20, send_timeout: float = 60.0, retry_interval: float = 2.0,
+                 allow: Sequence[str] | None = None, curve: CurveClient | None = None,
+                 context: zmq.Context | None = None) -> None:
+        if not (incomplete_timeout > 0 and reply_timeout > 0 and send_timeout > 0 and retry_interval > 0):
             raise ValueError("timeouts must be positive")
         if min(max_request_bytes, max_connections, max_queue, max_output_bytes) < 1:
             raise ValueError("limits must be at least 1")
@@ -103,10 +106,13 @@ class Gateway:
         self.max_queue = max_queue
         self.max_output_bytes = max_output_bytes
         self.send_timeout = send_timeout
+        self.retry_interval = retry_interval
         self.allow = None if allow is None else [ipaddress.ip_network(net, strict=False) for net in allow]
         self.context = context if context is not None else zmq.Context()
         self._own_context = context is None
         dealer = self.context.socket(zmq.DEALER)
+        if curve is not None:
+            curve.apply(dealer)
         dealer.setsockopt(zmq.LINGER, 0)
         dealer.setsockopt(zmq.SNDHWM, _HWM)
         dealer.setsockopt(zmq.RCVHWM, _HWM)
@@ -128,7 +134,7 @@ class Gateway:
         self._partial: dict[Connection, float] = {}  # incomplete-document deadlines
         self._join_numbers = itertools.count(1)
         self._stopping = False
-        self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4)
+        self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4, retry_interval / 2)
         self.address: tuple[str, int] | None = None
 
     @property
@@ -263,15 +269,28 @@ class Gateway:
 
     def _send(self, conn: Connection, command: bytes, seat: bytes, seq: bytes, body: bytes, now: float) -> None:
         """Send one request for ``conn`` to the broker; its reply is routed back by (seat, seq)."""
+        frames = [PROTOCOL_FRAME, command, seat, seq, body]
         try:
-            self._dealer.send_multipart([PROTOCOL_FRAME, command, seat, seq, body], zmq.NOBLOCK)
+            self._dealer.send_multipart(frames, zmq.NOBLOCK)
         except zmq.ZMQError as error:
             conn.answer(GameStatus.BAD_REQUEST, None,
                         {"message": f"The gateway cannot reach the game server right now ({error})."}, now)
             return
         key = (b"" if command == _JOIN else seat, seq)
         conn.inflight, conn.inflight_command, conn.inflight_deadline = key, command, now + self.reply_timeout
+        conn.inflight_frames, conn.inflight_resend = frames, now + self.retry_interval
         self._inflight[key] = conn
+
+    def _resend(self, conn: Connection, now: float) -> None:
+        """No reply yet: send the request again, same seq (a restarted broker lost it; the
+        world answers a resend from its reply cache). A JOIN says it is a resend."""
+        frames = conn.inflight_frames
+        assert frames is not None
+        if frames[1] == _JOIN:
+            frames = [*frames[:4], pack({**unpack(frames[4]), "retry": True})]
+        with contextlib.suppress(zmq.ZMQError):
+            self._dealer.send_multipart(frames, zmq.NOBLOCK)
+        conn.inflight_resend = now + self.retry_interval
 
     def _discard(self, conn: Connection) -> None:
         """Forget a connection and close its socket (no messages)."""
@@ -366,6 +385,8 @@ class Gateway:
                 self._drop(conn, f"no write progress for {self.send_timeout:g} s", now)
                 continue
             key = conn.inflight
+            if key is not None and conn.inflight_frames is not None and conn.inflight_resend <= now:
+                self._resend(conn, now)
             if key is not None and now >= conn.inflight_deadline:
                 self._inflight.pop(key, None)
                 self._orphan(key, now, conn.inflight_command == _JOIN)

@@ -83,6 +83,8 @@ class Connection:
     inflight: tuple[bytes, bytes] | None = None
     inflight_command: bytes = b""
     inflight_deadline: float = 0.0
+    inflight_frames: list[bytes] | None = None   # what to send again if no reply comes
+    inflight_resend: float = 0.0
     last_write: float = 0.0
     reading: bool = True
     closing: bool = False           # answer what is queued for output, then close

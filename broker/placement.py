@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
-from protocol import ErrorCode
+from protocol import AgentRole, ErrorCode, ProtocolError
+from protocol.errors import describe
 
-__all__ = ["GameRecord", "Placement", "PlacementError", "SeatRecord", "TaskInfo", "WorldRecord"]
+__all__ = ["LOST_SEATS_KEPT", "GameRecord", "Placement", "PlacementError", "SeatRecord", "TaskInfo", "WorldRecord",
+           "hosted_games", "join_request", "world_from_ready"]
+
+#: How many seats of dead worlds are remembered, so their agents hear GAME_LOST, not UNKNOWN_SEAT.
+LOST_SEATS_KEPT = 100_000
 
 
 class PlacementError(Exception):
@@ -88,6 +94,91 @@ class SeatRecord:
     world: bytes
     game: str
     role: str
+    join_seq: bytes = b""             # the JOIN's seq until the seat's next request (resent JOINs)
+
+
+def _text(value: Any, field: str, limit: int, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise ProtocolError(field, f"a non-empty string of at most {limit} characters", describe(value))
+    return value
+
+
+def join_request(body: Any) -> tuple[str | None, str, str | None, str, bool]:
+    """``(task, role, game, name, retry)`` of a JOIN body (PROTOCOL.md §3.1), checked;
+    ProtocolError names what is wrong.
+
+    >>> join_request({"task": None, "role": "attacker", "game": "g", "name": "me"})
+    (None, 'Attacker', 'g', 'me', False)
+    """
+    if not isinstance(body, dict):
+        raise ProtocolError("join", "a map {task, role, game, name}", describe(body))
+    task = _text(body.get("task"), "join.task", 200, optional=True)
+    role = _text(body.get("role"), "join.role", 20)
+    game = _text(body.get("game"), "join.game", 200, optional=True)
+    name = _text(body.get("name", "agent"), "join.name", 200)
+    try:
+        role = AgentRole.from_string(role).value  # type: ignore[arg-type]
+    except ValueError:
+        raise ProtocolError("join.role", "Attacker, Defender or Benign", describe(body.get("role"))) from None
+    assert role is not None and name is not None
+    return task, role, game, name, body.get("retry") is True
+
+
+def world_from_ready(identity: bytes, body: Any, now: float, heartbeat: float, liveness: int,
+                     ) -> tuple[WorldRecord, list[tuple[str, str, list[SeatRecord]]]]:
+    """The world a READY body describes (PROTOCOL.md §3.4) and the games it hosts, checked
+    whole before anything is registered; ValueError names what is wrong. ``heartbeat``:
+    the broker's, for a world that names none; its expiry is ``liveness`` of its own."""
+    try:
+        if not isinstance(body, dict):
+            raise ValueError(f"ready must be a map, not {type(body).__name__}")
+        tasks = {
+            str(name): TaskInfo(str(name), {str(r): int(n) for r, n in info["seats"].items()},
+                                frozenset(str(r) for r in info["allowed_roles"]), str(info.get("hash", "")))
+            for name, info in body["tasks"].items()
+        }
+        beat = float(body.get("heartbeat", heartbeat))
+        capacity = int(body.get("capacity", 1000))
+        name = body["world"]
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise ValueError(f"ready: {type(error).__name__}: {error}") from None
+    if not 0 < beat <= 60:
+        raise ValueError(f"ready.heartbeat {beat} s is out of range")
+    if not isinstance(name, str) or not name or capacity < 1:
+        raise ValueError("ready.world must be a non-empty string and ready.capacity positive")
+    world = WorldRecord(identity, name, capacity, tasks, beat, expiry=now + beat * liveness, registered_at=now)
+    return world, hosted_games(body.get("games", []))
+
+
+def hosted_games(value: Any) -> list[tuple[str, str, list[SeatRecord]]]:
+    """The games a READY lists (PROTOCOL.md §3.4), checked whole before anything is adopted:
+    ``[(game, task, seats)]``. Each seat is ``[seat, role]`` or ``[seat, role, client,
+    join_seq]``; ValueError names what is wrong.
+
+    >>> [(game, task, [(s.seat, s.role, s.client) for s in seats])
+    ...  for game, task, seats in hosted_games([{"game": "g", "task": "t", "seats": [["s1", "Attacker", b"c", b""]]}])]
+    [('g', 't', [(b's1', 'Attacker', b'c')])]
+    """
+    if not isinstance(value, list):
+        raise ValueError(f"ready.games must be a list, not {type(value).__name__}")
+    games = []
+    for game in value:
+        if not isinstance(game, dict) or not isinstance(game.get("game"), str) or not isinstance(game.get("task"), str):
+            raise ValueError("ready.games entries must be maps with string game and task")
+        seats = []
+        for entry in game.get("seats", []):
+            if not isinstance(entry, list) or len(entry) not in (2, 4):
+                raise ValueError("ready.games seats must be [seat, role] or [seat, role, client, join_seq]")
+            seat, role, client, join_seq = (*entry, b"", b"")[:4]
+            if isinstance(seat, str):
+                seat = seat.encode()
+            if not all(isinstance(item, bytes) for item in (seat, client, join_seq)) or not isinstance(role, str):
+                raise ValueError("ready.games seats: seat, client and join_seq must be bytes, role a string")
+            seats.append(SeatRecord(seat, client, b"", game["game"], role, join_seq))
+        games.append((game["game"], game["task"], seats))
+    return games
 
 
 class Placement:
@@ -97,36 +188,60 @@ class Placement:
         self.worlds: dict[bytes, WorldRecord] = {}
         self.games: dict[str, GameRecord] = {}
         self.seats: dict[bytes, SeatRecord] = {}
+        #: (client, JOIN seq) -> seat, while the seat has made no other request: a resent JOIN
+        #: goes to the seat its first sending created instead of taking a second one.
+        self.joins: dict[tuple[bytes, bytes], bytes] = {}
+        #: seats whose world died -> why (the oldest forgotten first)
+        self.lost: OrderedDict[bytes, str] = OrderedDict()
         self._nonce = os.urandom(3).hex()
         self._seat_numbers = itertools.count(1)
         self._game_numbers: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ worlds
-    def add_world(self, world: WorldRecord, games: Iterable[dict[str, Any]] = ()) -> None:
-        """Register a world, adopting the games and seats it says it hosts."""
-        self.remove_world(world.identity)
+    def add_world(self, world: WorldRecord, games: Iterable[tuple[str, str, list[SeatRecord]]] = ()) -> None:
+        """Register a world, adopting the games and seats it says it hosts: ``(game, task,
+        seats)`` with each seat's client and pending JOIN seq (see :func:`hosted_games`)."""
+        self.remove_world(world.identity, "it registered again")
         self.worlds[world.identity] = world
-        for game in games:
-            name, task = str(game["game"]), str(game["task"])
+        for name, task, seats in games:
             info = world.tasks.get(task)
             record = GameRecord(name, task, world.identity, dict(info.seats) if info else {}, named=True)
-            for seat, role in game.get("seats", []):
-                seat_id = seat.encode() if isinstance(seat, str) else bytes(seat)
-                self.seats[seat_id] = SeatRecord(seat_id, b"", world.identity, name, str(role))
-                record.taken[str(role)] = record.taken.get(str(role), 0) + 1
+            for seat in seats:
+                seat.world, seat.game = world.identity, name
+                self.seats[seat.seat] = seat
+                self.lost.pop(seat.seat, None)
+                if seat.join_seq:
+                    self.joins[(seat.client, seat.join_seq)] = seat.seat
+                record.taken[seat.role] = record.taken.get(seat.role, 0) + 1
             self.games[name] = record
             world.games.add(name)
 
-    def remove_world(self, identity: bytes) -> WorldRecord | None:
-        """Forget a world with its games and seats; returns it (with its inflight table)."""
+    def remove_world(self, identity: bytes, reason: str) -> WorldRecord | None:
+        """Forget a world with its games and seats, remembering the seats as lost (``reason``);
+        returns it (with its inflight table)."""
         world = self.worlds.pop(identity, None)
         if world is None:
             return None
         for name in world.games:
             self.games.pop(name, None)
+        lost = self.lost
         for seat in [s for s, record in self.seats.items() if record.world == identity]:
-            del self.seats[seat]
+            self._forget(seat)
+            lost[seat] = reason
+        while len(lost) > LOST_SEATS_KEPT:
+            lost.popitem(last=False)
         return world
+
+    def joined(self, seat: SeatRecord) -> None:
+        """The seat made a request after its JOIN: a JOIN with that seq is no longer a resend."""
+        self.joins.pop((seat.client, seat.join_seq), None)
+        seat.join_seq = b""
+
+    def _forget(self, seat: bytes) -> SeatRecord | None:
+        record = self.seats.pop(seat, None)
+        if record is not None and record.join_seq:
+            self.joins.pop((record.client, record.join_seq), None)
+        return record
 
     def tasks(self) -> dict[str, TaskInfo]:
         found: dict[str, TaskInfo] = {}
@@ -152,8 +267,9 @@ class Placement:
                                  f"Unknown task {task!r}: this broker serves {', '.join(sorted(tasks))}.")
         return info
 
-    def place_join(self, client: bytes, task: str | None, role: str, game: str | None) -> SeatRecord:
-        """Choose the game and world for a new seat, and record it."""
+    def place_join(self, client: bytes, task: str | None, role: str, game: str | None,
+                   seq: bytes = b"") -> SeatRecord:
+        """Choose the game and world for a new seat, and record it (``seq``: the JOIN's)."""
         info = self.resolve_task(task)
         if role not in info.allowed_roles:
             raise PlacementError(ErrorCode.ROLE_NOT_ALLOWED,
@@ -176,9 +292,11 @@ class Placement:
             else:
                 record = self._new_game(info, self._game_name(info.name), named=False)
         seat = SeatRecord(f"{self._nonce}-{next(self._seat_numbers):x}".encode(), client,
-                          record.world, record.name, role)
+                          record.world, record.name, role, seq)
         record.taken[role] = record.taken.get(role, 0) + 1
         self.seats[seat.seat] = seat
+        if seq:
+            self.joins[(client, seq)] = seat.seat
         return seat
 
     def _game_name(self, task: str) -> str:
@@ -200,7 +318,7 @@ class Placement:
 
     # ------------------------------------------------------------------ leaving
     def release(self, seat: bytes) -> None:
-        record = self.seats.pop(seat, None)
+        record = self._forget(seat)
         if record is None:
             return
         game = self.games.get(record.game)
@@ -215,7 +333,7 @@ class Placement:
         if world is not None:
             world.games.discard(name)
         for seat in [s for s, record in self.seats.items() if record.game == name]:
-            del self.seats[seat]
+            self._forget(seat)
 
     # ------------------------------------------------------------------ status
     def status(self, now: float) -> dict[str, Any]:
@@ -223,6 +341,7 @@ class Placement:
             "worlds": [{"world": w.name, "tasks": sorted(w.tasks), "capacity": w.capacity,
                         "games": len(w.games),
                         "seats": sum(1 for s in self.seats.values() if s.world == w.identity),
+                        "inflight": len(w.inflight),
                         "alive_for": round(now - w.registered_at, 3)} for w in self.worlds.values()],
             "tasks": sorted(self.tasks()),
             "games": [{"game": g.name, "task": g.task, "world": self.worlds[g.world].name

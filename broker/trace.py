@@ -13,6 +13,8 @@ import threading
 
 import zmq
 
+from protocol.security import CurveServer
+
 __all__ = ["TraceProxy"]
 
 log = logging.getLogger(__name__)
@@ -21,15 +23,19 @@ _TRACE_HWM = 100_000
 
 
 class TraceProxy:
-    """XSUB (trace input) -> XPUB (trace) in a background thread."""
+    """XSUB (trace input) -> XPUB (trace) in a background thread; with ``curve``, both
+    are CURVE servers (the broker runs their ZAP authenticator)."""
 
-    def __init__(self, context: zmq.Context, input_address: str, output_address: str) -> None:
+    def __init__(self, context: zmq.Context, input_address: str, output_address: str, *,
+                 curve: CurveServer | None = None) -> None:
         self.context = context
         self.addresses = (input_address, output_address)
         self.input = context.socket(zmq.XSUB)
         self.output = context.socket(zmq.XPUB)
         self.output.setsockopt(zmq.XPUB_VERBOSE, 1)
         for socket in (self.input, self.output):
+            if curve is not None:
+                curve.apply(socket)
             socket.setsockopt(zmq.LINGER, 0)
             socket.setsockopt(zmq.SNDHWM, _TRACE_HWM)
             socket.setsockopt(zmq.RCVHWM, _TRACE_HWM)

@@ -22,16 +22,18 @@ from .compact import (
     unpack,
 )
 from .components import IP, AgentInfo, Data, Network, Service
-from .constants import MAX_BODY_BYTES, PROTOCOL_VERSION, ErrorCode
+from .constants import MAX_BODY_BYTES, MAX_SEQ_BYTES, PROTOCOL_VERSION, ErrorCode
 from .enums import GAME_ACTIONS, ActionType, AgentRole, AgentStatus, GameStatus
 from .errors import ArenaError, ProtocolError
 from .messages import PROTOCOL_FRAME, Command, ReplyBody, decode_reply, encode_reply, int_from_seq, seq_bytes
+from .security import CurveClient, CurveKeys, CurveServer
 from .state import GameState, Observation
 
 __all__ = [
     "GAME_ACTIONS",
     "IP",
     "MAX_BODY_BYTES",
+    "MAX_SEQ_BYTES",
     "PROTOCOL_FRAME",
     "PROTOCOL_VERSION",
     "REQUIRED_PARAMETERS",
@@ -42,6 +44,9 @@ __all__ = [
     "AgentStatus",
     "ArenaError",
     "Command",
+    "CurveClient",
+    "CurveKeys",
+    "CurveServer",
     "Data",
     "ErrorCode",
     "GameState",

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["MAX_BODY_BYTES", "PROTOCOL_VERSION", "ErrorCode"]
+__all__ = ["MAX_BODY_BYTES", "MAX_SEQ_BYTES", "PROTOCOL_VERSION", "ErrorCode"]
 
 #: Version carried in every request frame; bumped on any incompatible change.
 PROTOCOL_VERSION = 1
 
 #: Largest request body a server accepts (bytes).
 MAX_BODY_BYTES = 1 << 20
+
+#: Longest sequence frame: a big-endian unsigned counter of 1 to 8 bytes, growing per seat.
+MAX_SEQ_BYTES = 8
 
 
 class ErrorCode(str, enum.Enum):
@@ -35,6 +38,8 @@ class ErrorCode(str, enum.Enum):
     GAME_LOST = "GAME_LOST"                  # the seat's world died; its game is gone
     BAD_FRAMES = "BAD_FRAMES"                # wrong frame count or frame contents
     BAD_VERSION = "BAD_VERSION"              # another protocol, or another version of it
+    STALE_REQUEST = "STALE_REQUEST"          # a sequence number below the seat's last answered one
+    TOO_MANY_REQUESTS = "TOO_MANY_REQUESTS"  # the client has too many requests in flight (a flood)
 
     def __str__(self) -> str:
         return self.value

@@ -223,3 +223,17 @@ def test_split_reply() -> None:
     # A broker error about a batch it could not parse: five frames, answered as one reply.
     assert split_reply([PROTOCOL_FRAME, _BATCH, b"", b"", b"x"]) == [(_BATCH, b"", b"", b"x")]
 
+
+
+def test_an_unanswered_request_is_sent_again_with_its_seq_and_the_failure_says_how_often(
+        brokers: Any, context: zmq.Context) -> None:
+    silent = brokers(answer=False)
+    agent = agent_for(silent, context, timeout=1.0, retry_interval=0.2)
+    try:
+        assert agent.register() is None
+        seqs = [seq for _, seq in silent.requests_of(_JOIN)]
+        assert len(seqs) >= 2 and len(set(seqs)) == 1
+        assert agent.last_error is not None and agent.last_error.code == TIMEOUT
+        assert f"sent {len(seqs)} times" in agent.last_error.message
+    finally:
+        agent.terminate_connection()

@@ -205,3 +205,17 @@ def test_parallel_per_env_errors_and_timeouts(brokers: Any, context: zmq.Context
     assert mute.done_mask == [True] * 3 and mute.all_done and mute.connected == [False] * 3
     assert mute.make_step([WINNING_ATTACK[0]] * 3) == [None] * 3  # all done: nothing sent
     assert len(silent.seen) == 3
+
+
+def test_unanswered_requests_are_sent_again_with_the_same_seq_until_the_timeout(brokers: Any, clients: Any,
+                                                                               context: zmq.Context) -> None:
+    # Lazy Pirate (zguide ch. 4; DESIGN §7): a reply lost with a broker that restarted must
+    # not cost the episode, and the world's reply cache makes the repeat harmless.
+    silent = brokers(answer=False)
+    envs = clients(ParallelBaseAgent(silent.endpoint, "Attacker", 3, timeout=1.0, retry_interval=0.2,
+                                     context=context))
+    assert envs.register() == [None] * 3
+    sent = Counter(seq for _, seq in silent.requests_of(_JOIN))
+    assert len(sent) == 3, "one sequence number per env, repeated, never a new one"
+    assert all(count >= 2 for count in sent.values()), sent
+    assert [error.code for error in envs.last_errors] == [TIMEOUT] * 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker import Placement, PlacementError, TaskInfo, WorldRecord
+from broker.placement import Placement, PlacementError, TaskInfo, WorldRecord, hosted_games
 from protocol import ErrorCode
 
 DUEL = TaskInfo("duel", {"Attacker": 1, "Defender": 1}, frozenset({"Attacker", "Defender"}))
@@ -79,9 +79,34 @@ def test_capacity_and_release() -> None:
 
 def test_worlds_adopt_their_games_and_are_forgotten_whole() -> None:
     placement = Placement()
-    placement.add_world(world("w1", DUEL), [{"game": "g", "task": "duel", "seats": [["s1", "Attacker"]]}])
+    games = hosted_games([{"game": "g", "task": "duel", "seats": [["s1", "Attacker", b"c1", b"\x07"]]}])
+    placement.add_world(world("w1", DUEL), games)
     assert placement.seats[b"s1"].game == "g" and placement.games["g"].free("Attacker") == 0
+    assert placement.seats[b"s1"].client == b"c1", "the adopted seat keeps its owner"
+    assert placement.joins == {(b"c1", b"\x07"): b"s1"}, "a resent JOIN will find its seat"
     status = placement.status(now=5.0)
     assert status["seats"] == 1 and status["games"][0]["world"] == "w1"
-    removed = placement.remove_world(b"w1")
-    assert removed is not None and placement.seats == {} and placement.games == {}
+    removed = placement.remove_world(b"w1", "it missed its heartbeats")
+    assert removed is not None and placement.seats == {} and placement.games == {} and placement.joins == {}
+    assert placement.lost == {b"s1": "it missed its heartbeats"}, "its agents will hear GAME_LOST"
+
+
+def test_a_seat_forgets_its_join_at_its_first_other_request() -> None:
+    placement = Placement()
+    placement.add_world(world("w1", SOLO))
+    seat = placement.place_join(b"c", "solo", "Attacker", None, b"\x01")
+    assert placement.joins == {(b"c", b"\x01"): seat.seat}
+    placement.joined(seat)
+    assert placement.joins == {} and seat.join_seq == b""
+    other = placement.place_join(b"c", "solo", "Attacker", None, b"\x02")
+    placement.release(other.seat)
+    assert placement.joins == {}
+
+
+@pytest.mark.parametrize("games", [
+    {"game": "g"}, [{"game": "g", "task": 3}], [{"game": "g", "task": "t", "seats": [["s", "Attacker", "c", b""]]}],
+    [{"game": "g", "task": "t", "seats": [["s"]]}], [{"game": "g", "task": "t", "seats": "s"}],
+])
+def test_a_broken_ready_games_list_is_refused_whole(games: object) -> None:
+    with pytest.raises(ValueError, match=r"ready\.games"):
+        hosted_games(games)

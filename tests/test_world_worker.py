@@ -268,7 +268,10 @@ def test_a_silent_broker_gets_a_new_registration_with_the_games(arena: Any) -> N
     broker.beat = 0.1
     identity, ready = broker.readies[-1]
     assert identity != broker.readies[0][0]
-    assert ready["games"] == [{"game": "keep", "task": "default", "seats": [["s-k", "Attacker"]]}]
+    # Each seat with its client and the seq of its JOIN (answered, no request since): a
+    # restarted broker knows whose seat it is and where a resent JOIN belongs.
+    assert ready["games"] == [{"game": "keep", "task": "default",
+                               "seats": [["s-k", "Attacker", CLIENT_ID, seq_bytes(1)]]}]
     assert broker.call(Command.STEP, b"s-k", 2, SCAN).status is GameStatus.OK
 
 
@@ -280,7 +283,7 @@ def test_a_restarted_broker_is_told_the_games_at_once(arena: Any) -> None:
     broker.restart()
     broker.wait(lambda: len(broker.readies) >= 2, "READY to the new broker", timeout=5)
     assert time.monotonic() - started < 5
-    assert broker.readies[-1][1]["games"][0]["seats"] == [["s-b", "Attacker"]]
+    assert broker.readies[-1][1]["games"][0]["seats"] == [["s-b", "Attacker", CLIENT_ID, seq_bytes(1)]]
     assert broker.call(Command.STEP, b"s-b", 2, SCAN).status is GameStatus.OK
 
 

@@ -44,6 +44,7 @@ from protocol import (
     ProtocolError,
     action_from_compact,
     encode_reply,
+    int_from_seq,
     pack,
     unpack,
 )
@@ -92,6 +93,8 @@ class _Seat:
     seat: bytes
     text: str                          # the seat as the session and the trace name it
     game: _Game
+    client: bytes = b""                # the connection that sent the seat's latest request
+    join_seq: bytes = b""              # the JOIN's seq until the seat's next request (READY lists it)
     held: Tag | None = None            # the tag of a request the game holds
     last_seq: bytes | None = None      # the last answered request: a resend gets its reply again
     last_command: bytes = b""
@@ -128,10 +131,18 @@ class GameHost:
         self._world_frame = name.encode()
 
     def hosted(self) -> list[dict[str, Any]]:
-        """The games hosted now and their seats, as READY lists them (PROTOCOL.md §3.4)."""
-        return [{"game": game.name, "task": game.task.name,
-                 "seats": [[seat, entry.role.value] for seat, entry in game.session.seats.items()]}
-                for game in self.games.values()]
+        """The games hosted now and their seats, as READY lists them (PROTOCOL.md §3.4): each
+        seat with its role, its client and, until the seat's next request, its JOIN's seq, so
+        a restarted broker knows whose seats they are and a resent JOIN finds its seat."""
+        games = []
+        for game in self.games.values():
+            seats = []
+            for text, player in game.session.seats.items():
+                entry = self.seats.get(text.encode())
+                seats.append([text, player.role.value, entry.client if entry else b"",
+                              entry.join_seq if entry else b""])
+            games.append({"game": game.name, "task": game.task.name, "seats": seats})
+        return games
 
     # ------------------------------------------------------------------ requests
     def request(self, frames: list[bytes], now: float) -> list[Out]:
@@ -190,6 +201,12 @@ class GameHost:
         if seq and (seq == entry.last_seq or (entry.held is not None and seq == entry.held[3])):
             self._resend(entry, tag, out)
             return
+        if entry.last_seq and int_from_seq(seq) < int_from_seq(entry.last_seq):
+            # A resend overtaken by the seat's later requests: running it would run a step twice.
+            out.append(self._error(tag, ErrorCode.STALE_REQUEST,
+                                   "Stale request: the seat has answered a later sequence number."))
+            return
+        entry.client, entry.join_seq = client, b""
         session = entry.game.session
         try:
             if command == _STEP:
@@ -241,7 +258,7 @@ class GameHost:
         assert task is not None
         if game is None:
             game = self._new_game(task, game_name)
-        entry = self.seats[seat] = _Seat(seat, text, game)
+        entry = self.seats[seat] = _Seat(seat, text, game, client, seq)
         replies = game.session.join(text, name, role, now, tag)
         own = next((reply for reply in replies if reply.request is tag), None)
         if own is not None and own.status is GameStatus.BAD_REQUEST:

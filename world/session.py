@@ -162,7 +162,7 @@ class GameSession:
         if self.events is not None:
             self._emit("join", entry, name=clean)
         log.debug("%s: %s joined as %s", self.name, clean, role.value)
-        return self._release_started()
+        return self._renewed(self._release_started(), now)
 
     def step(self, seat: Hashable, action: Action, now: float, request: Any = None, *,
              validated: bool = False) -> list[Reply]:
@@ -193,7 +193,8 @@ class GameSession:
             return [Reply(seat, request, GameStatus.FORBIDDEN, Observation(
                 entry.state, entry.reward, True,
                 {"end_reason": str(entry.status), "info": ENDED_INFO}), code=ErrorCode.EPISODE_ENDED)]
-        return self._play(entry, action, now, request)
+        replies = self._play(entry, action, now, request)
+        return replies if len(replies) < 2 else self._renewed(replies, now)
 
     def reset(self, seat: Hashable, now: float, request: Any = None, *, request_trajectory: bool = False,
               randomize_topology: bool = False, seed: int | None = None) -> list[Reply]:
@@ -206,7 +207,7 @@ class GameSession:
         entry.reset_vote = (seed, bool(randomize_topology))
         entry.held = _Held("reset", request, now + self.task.hold_timeout,
                            request_trajectory=bool(request_trajectory))
-        return self._maybe_reset()
+        return self._renewed(self._maybe_reset(), now)
 
     def quit(self, seat: Hashable, now: float, request: Any = None) -> list[Reply]:
         entry = self.seats.get(seat)
@@ -215,7 +216,7 @@ class GameSession:
         replies = self._remove(entry, "the agent quit")
         replies.append(Reply(seat, request, GameStatus.OK, None,
                              {"message": f"Agent {entry.name} quit the game."}))
-        return replies + self._after_removal()
+        return self._renewed(replies + self._after_removal(), now)
 
     def tick(self, now: float) -> list[Reply]:
         """Expire held replies and seat leases whose time has come."""
@@ -231,6 +232,16 @@ class GameSession:
                          self.name, entry.name, self.task.seat_lease)
                 replies += self._remove(entry, "its lease expired")
                 replies += self._after_removal()
+        return self._renewed(replies, now)
+
+    def _renewed(self, replies: list[Reply], now: float) -> list[Reply]:
+        """Renew the lease of every seat a reply answers: a lease counts from the seat's last
+        request or the last answer to it, so a long hold never costs an agent its seat."""
+        lease = now + self.task.seat_lease
+        for reply in replies:
+            entry = self.seats.get(reply.seat)
+            if entry is not None and entry.lease_deadline < lease:
+                entry.lease_deadline = lease
         return replies
 
     def close(self, reason: str = "the game closed") -> list[Reply]:

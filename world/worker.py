@@ -51,6 +51,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from protocol import PROTOCOL_FRAME, Command, pack
+from protocol.security import CurveClient
 
 from .game_host import GameHost, game_seed
 from .task import TaskConfig
@@ -77,7 +78,8 @@ class WorldWorker:
 
     def __init__(self, backend: str, tasks: Sequence[TaskConfig], *, seed: int = 42, capacity: int = 1000,
                  trace_input: str | None = None, name: str | None = None, heartbeat: float = 1.0,
-                 liveness: int = 3, trace_level: str = "steps", context: zmq.Context | None = None) -> None:
+                 liveness: int = 3, trace_level: str = "steps", curve: CurveClient | None = None,
+                 context: zmq.Context | None = None) -> None:
         if not tasks:
             raise ValueError("a world needs at least one task")
         self.tasks: dict[str, TaskConfig] = {}
@@ -99,6 +101,7 @@ class WorldWorker:
         self.trace_level = trace_level
         self._tracing = trace_input is not None and trace_level != "off"
         self._context = context
+        self.curve = curve  # CURVE keys for the backend DEALER and the trace PUB (optional)
         self._world_frame = self.name.encode()
         self._host = GameHost(self.tasks, self.name, seed=seed, capacity=capacity, trace=self._tracing,
                               step_events=trace_level == "steps")
@@ -141,6 +144,8 @@ class WorldWorker:
             if self._tracing:
                 assert self.trace_input is not None
                 self._pub = context.socket(zmq.PUB)
+                if self.curve is not None:
+                    self.curve.apply(self._pub)
                 self._pub.setsockopt(zmq.SNDHWM, _TRACE_HWM)
                 self._pub.setsockopt(zmq.LINGER, 0)
                 self._pub.connect(self.trace_input)
@@ -190,6 +195,8 @@ class WorldWorker:
     def _connect(self, now: float) -> None:
         assert self._context is not None
         dealer = self._context.socket(zmq.DEALER)
+        if self.curve is not None:
+            self.curve.apply(dealer)
         dealer.setsockopt(zmq.LINGER, _LINGER_MS)
         dealer.setsockopt(zmq.SNDHWM, _HWM)
         dealer.setsockopt(zmq.RCVHWM, _HWM)
