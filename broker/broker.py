@@ -114,7 +114,6 @@ class Broker:
         # Clients name their sockets; a reconnecting client takes its identity (and seats) back.
         self.frontend.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.trace_proxy = TraceProxy(self.context, trace_input, trace, curve=curve) if trace and trace_input else None
-        self.started = time.monotonic()
 
     def _router(self) -> zmq.Socket:
         socket = self.context.socket(zmq.ROUTER)
@@ -419,19 +418,9 @@ class Broker:
 
     def _on_release(self, world: WorldRecord, frames: list[bytes]) -> None:
         try:
-            body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None
-        except ProtocolError as error:
-            body = error
-        if not isinstance(body, dict):
-            log.warning("world %s: a malformed RELEASE dropped: %s", world.name, body)
-            return
-        seats, closed = body.get("seats", []), body.get("closed", [])
-        for seat in seats if isinstance(seats, list) else []:
-            if isinstance(seat, (str, bytes)):
-                self.placement.release(seat.encode() if isinstance(seat, str) else seat)
-        for game in closed if isinstance(closed, list) else []:
-            if isinstance(game, str) and game in world.games:
-                self.placement.close_game(game)
+            self.placement.release_from(world, unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None)
+        except (ProtocolError, ValueError) as error:
+            log.warning("world %s: a malformed RELEASE dropped: %s", world.name, error)
 
     def _on_ready(self, identity: bytes, frames: list[bytes]) -> None:
         try:

@@ -325,6 +325,22 @@ class Placement:
         if game is not None:
             game.taken[record.role] = max(game.taken.get(record.role, 0) - 1, 0)
 
+    def release_from(self, world: WorldRecord, body: Any) -> None:
+        """A world's RELEASE (PROTOCOL.md §3.4): seats that left, games that closed (its own
+        only: a world cannot free another's seats). ValueError if the body is not a map;
+        entries of the wrong type are skipped."""
+        if not isinstance(body, dict):
+            raise ValueError(f"RELEASE must be a map, not {type(body).__name__}")
+        seats, closed = body.get("seats", []), body.get("closed", [])
+        for seat in seats if isinstance(seats, list) else []:
+            seat_id = seat.encode() if isinstance(seat, str) else seat
+            record = self.seats.get(seat_id) if isinstance(seat_id, bytes) else None
+            if record is not None and record.world == world.identity:
+                self.release(seat_id)
+        for game in closed if isinstance(closed, list) else []:
+            if isinstance(game, str) and game in world.games:
+                self.close_game(game)
+
     def close_game(self, name: str) -> None:
         game = self.games.pop(name, None)
         if game is None:
