@@ -21,7 +21,7 @@ from typing import Any
 
 from protocol import IP, Action, ActionType, Data, GameState, Observation
 
-from .utils import generate_valid_actions
+from .utils import generate_valid_actions, sorted_valid_actions
 
 __all__ = [
     "POLICIES",
@@ -50,7 +50,8 @@ def random_attacker(observation: Observation | None, rng: random.Random) -> Acti
     """Uniformly random among NetSecGame's valid actions (its random-agent baseline)."""
     if observation is None or not hasattr(observation, "state"):
         return None
-    return _pick(generate_valid_actions(observation.state), rng)
+    actions = sorted_valid_actions(observation.state)
+    return rng.choice(actions) if actions else None
 
 
 def _is_public(ip: IP) -> bool:

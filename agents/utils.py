@@ -35,6 +35,7 @@ __all__ = [
     "read_jsonl",
     "read_jsonl_report",
     "read_trajectories_from_jsonl",
+    "sorted_valid_actions",
     "state_as_ordered_string",
     "store_trajectories_to_jsonl",
 ]
@@ -54,6 +55,22 @@ _BLOCK = ActionType.BlockIP
 
 
 def generate_valid_actions(state: GameState, include_blocks: bool = False) -> set[Action]:
+    """Every "sensible" action in ``state`` (see :func:`_valid_actions`), as a new set; the
+    actions are computed once per state object (``GameState.cached``)."""
+    return set(state.cached("valid+blocks" if include_blocks else "valid",
+                            lambda s: frozenset(_valid_actions(s, include_blocks))))
+
+
+def sorted_valid_actions(state: GameState, include_blocks: bool = False) -> tuple[Action, ...]:
+    """The valid actions in an order that does not depend on hash seeds (for seeded random
+    choices that reproduce across processes), computed once per state object."""
+    from .policies import action_sort_key  # local: policies imports this module
+
+    return state.cached("sorted+blocks" if include_blocks else "sorted", lambda s: tuple(
+        sorted(generate_valid_actions(s, include_blocks), key=action_sort_key)))
+
+
+def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Action]:
     """Every "sensible" action in ``state``, as NetSecGame's generator (reference §10.3).
 
     For each controlled host ``c`` (``B[x]`` = ``state.known_blocks.get(x)``):
@@ -69,7 +86,7 @@ def generate_valid_actions(state: GameState, include_blocks: bool = False) -> se
     """
     controlled = state.controlled_hosts
     if not controlled:
-        return set()
+        return []
     blocks = state.known_blocks
     networks = state.known_networks
     known_hosts = state.known_hosts
@@ -128,7 +145,7 @@ def generate_valid_actions(state: GameState, include_blocks: bool = False) -> se
                                 },
                             )
                         )
-    return set(actions)
+    return actions
 
 
 # --------------------------------------------------------------------------- state text

@@ -304,8 +304,11 @@ def decode_broker_reply(command: bytes, body: bytes) -> BrokerReply:
 
 
 # ---------------------------------------------------------------------------- replies
-def state_dict(compact: list[Any]) -> dict[str, Any]:
-    """A compact state (protocol/compact.py) in NetSecGame's dict form (GameState.as_dict)."""
+def state_dict(compact: list[Any] | bytes) -> dict[str, Any]:
+    """A compact state (protocol/compact.py; packed, as observations carry it, or unpacked)
+    in NetSecGame's dict form (GameState.as_dict)."""
+    if isinstance(compact, bytes):
+        compact = unpack(compact)
     controlled, known, networks, services, data, blocks = compact
     return {
         "known_networks": [{"ip": ip, "mask": mask} for ip, mask in networks],

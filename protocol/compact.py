@@ -13,10 +13,14 @@ untrusted input and raises ProtocolError naming the field.
                   (lists of IPs / Networks; maps IP -> list of Service / Data / IP)
     Action        [type code, parameters...] in the order of REQUIRED_PARAMETERS
                   (ResetGame: [code, request_trajectory, randomize_topology, seed])
-    Observation   [state, reward, end, info]
+    Observation   [packed state, reward, end, info]   (the state as msgpack bytes in a bin)
 
 A packed state is cached on the (immutable) GameState, so an unchanged state is
-packed once however often it is sent.
+packed once however often it is sent; an observation carries those bytes as they are.
+A decoder keeps the states it decoded by their bytes (a bounded cache), so a state seen
+before, by any client of this process, is the same immutable object again: no decoding,
+and whatever is cached on it (valid actions, say) is reused. Components are interned
+the same way, so a new state shares the IPs, services and data of earlier ones.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ __all__ = [
     "pack",
     "pack_state",
     "state_from_compact",
+    "state_from_packed",
     "state_to_compact",
     "unpack",
 ]
@@ -48,6 +53,12 @@ ACTION_BY_CODE: list[ActionType] = list(ActionType)
 _RESET_KEYS = ("request_trajectory", "randomize_topology", "seed")
 
 _packer = msgpack.Packer(use_bin_type=True)
+
+#: Decoded states kept by their packed bytes, and interned components, at most (each).
+STATE_CACHE_SIZE = 4096
+INTERN_SIZE = 65536
+_states: dict[bytes, GameState] = {}
+_interned: dict[Any, Any] = {}
 
 
 def pack(value: Any) -> bytes:
@@ -117,14 +128,43 @@ def _int(value: Any, field: str) -> int:
     return value
 
 
+def _intern(key: Any, value: Any) -> Any:
+    if len(_interned) >= INTERN_SIZE:
+        _interned.clear()
+    _interned[key] = value
+    return value
+
+
 def _ip(value: Any, field: str) -> IP:
+    if type(value) is str:
+        known = _interned.get(value)
+        if known is not None:
+            return known
     try:
-        return IP(_str(value, field))
+        return _intern(value, IP(_str(value, field)))
     except ValueError:
         raise ProtocolError(field, "an IP address", describe(value)) from None
 
 
+def _key(value: Any) -> tuple[Any, ...] | None:
+    """An intern key for a list of scalars (None if it holds anything else)."""
+    if type(value) is list:
+        key = tuple(value)
+        if all(type(item) in (str, int, bool) for item in key):
+            return key
+    return None
+
+
 def _network(value: Any, field: str) -> Network:
+    key = _key(value)
+    known = _interned.get(("n", key)) if key is not None else None
+    if known is not None:
+        return known
+    network = _network_checked(value, field)
+    return network if key is None else _intern(("n", key), network)
+
+
+def _network_checked(value: Any, field: str) -> Network:
     ip, mask = _list(value, field, 2)
     mask = _int(mask, f"{field}[1]")
     if not 0 <= mask <= 128:
@@ -133,6 +173,24 @@ def _network(value: Any, field: str) -> Network:
 
 
 def _service_from(value: Any, field: str) -> Service:
+    key = _key(value)
+    known = _interned.get(("s", key)) if key is not None else None
+    if known is not None:
+        return known
+    service = _service_checked(value, field)
+    return service if key is None else _intern(("s", key), service)
+
+
+def _data_from(value: Any, field: str) -> Data:
+    key = _key(value)
+    known = _interned.get(("d", key)) if key is not None else None
+    if known is not None:
+        return known
+    data = _data_checked(value, field)
+    return data if key is None else _intern(("d", key), data)
+
+
+def _service_checked(value: Any, field: str) -> Service:
     name, kind, version, is_local = _list(value, field, 4)
     if not isinstance(is_local, bool):
         raise ProtocolError(f"{field}[3]", "true or false", describe(is_local))
@@ -140,7 +198,7 @@ def _service_from(value: Any, field: str) -> Service:
                    _str(version, f"{field}[2]"), is_local)
 
 
-def _data_from(value: Any, field: str) -> Data:
+def _data_checked(value: Any, field: str) -> Data:
     owner, ident, size, kind, content = _list(value, field, 5)
     return Data(_str(owner, f"{field}[0]"), _str(ident, f"{field}[1]"), _int(size, f"{field}[2]"),
                 _str(kind, f"{field}[3]"), _str(content, f"{field}[4]"))
@@ -156,7 +214,22 @@ def _map(value: Any, field: str, parse: Any) -> dict[IP, frozenset[Any]]:
     }
 
 
+def state_from_packed(data: bytes, field: str = "state") -> GameState:
+    """The state whose packed compact form is ``data``: decoded once, then the same
+    immutable object for the same bytes (bounded cache; see the module docstring)."""
+    state = _states.get(data)
+    if state is None:
+        state = state_from_compact(unpack(data), field)
+        state._cache["packed"] = data = bytes(data)
+        if len(_states) >= STATE_CACHE_SIZE:
+            del _states[next(iter(_states))]
+        _states[data] = state
+    return state
+
+
 def state_from_compact(value: Any, field: str = "state") -> GameState:
+    if isinstance(value, (bytes, bytearray)):
+        return state_from_packed(value, field)
     parts = _list(value, field, 6)
     return GameState.trusted(
         controlled_hosts=frozenset(_ip(v, f"{field}.controlled_hosts")
@@ -247,7 +320,7 @@ def action_from_compact(value: Any, field: str = "action") -> Action:
 
 def observation_to_compact(observation: Observation) -> list[Any]:
     state, reward, end, info = observation
-    return [state_to_compact(state), reward, end, info]
+    return [pack_state(state), reward, end, info]
 
 
 def observation_from_compact(value: Any, field: str = "observation") -> Observation:

@@ -10,8 +10,8 @@ upstream's, a GameState is not hashable (reference netsecgame.md §1.9).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, TypeVar
 
 import attrs
 
@@ -19,6 +19,8 @@ from .components import IP, Data, Network, Service, _expect_mapping
 from .errors import ProtocolError, describe
 
 __all__ = ["GameState", "Observation"]
+
+T = TypeVar("T")
 
 
 def _frozen(items: Iterable[Any]) -> frozenset[Any]:
@@ -83,6 +85,21 @@ class GameState:
         setter(state, "known_blocks", known_blocks)
         setter(state, "_cache", {})
         return state
+
+    def cached(self, name: str, compute: Callable[[GameState], T]) -> T:
+        """``compute(self)``, computed once per state object and kept on it: a state never
+        changes, so whatever is derived from it (its valid actions, say) never does either.
+        Decoded states are shared by content (``protocol.compact``), so clients reuse it.
+
+        >>> state = GameState()
+        >>> state.cached("hosts", lambda s: len(s.known_hosts)), "hosts" in state._cache
+        (0, True)
+        """
+        cache = self._cache
+        if name in cache:
+            return cache[name]  # type: ignore[no-any-return]
+        value = cache[name] = compute(self)
+        return value
 
     def evolve(self, **changes: Any) -> GameState:
         """A copy with some parts replaced (frozen parts are shared, not copied)."""

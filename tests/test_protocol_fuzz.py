@@ -58,7 +58,8 @@ def _near_valid(draw: st.DrawFn) -> Any:
     """Mutations of valid compact forms: the shapes the decoders must check most carefully."""
     obs = Observation(rich_state(), -1, False, {"a": 1})
     bases = [action_to_compact(a) for a in all_actions()]
-    bases += [state_to_compact(rich_state()), observation_to_compact(obs)]
+    # The observation in its list form (the decoders take it as well as packed bytes).
+    bases += [state_to_compact(rich_state()), [state_to_compact(obs.state), *observation_to_compact(obs)[1:]]]
     value = json.loads(json.dumps(draw(st.sampled_from(bases))))  # deep copy, lists only
 
     def mutate(node: Any) -> Any:
