@@ -19,7 +19,7 @@ import random
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from protocol import IP, Action, ActionType, Data, GameState, Observation
+from protocol import IP, Action, ActionType, Data, GameState, Network, Observation, Service
 
 from .utils import generate_valid_actions, sorted_valid_actions
 
@@ -36,9 +36,25 @@ __all__ = [
 Policy = Callable[[Observation | None, random.Random], Action | None]
 
 
+def _component_key(value: Any) -> Any:
+    """A sort key of a parameter: its fields as plain values (no repr, no hashing)."""
+    kind = type(value)
+    if kind is IP:
+        return value.ip
+    if kind is Network:
+        return (value.ip, value.mask)
+    if kind is Service:
+        return (value.name, value.type, value.version, value.is_local)
+    if kind is Data:
+        return (value.owner, value.id, value.type, value.size, value.content)
+    return repr(value)
+
+
 def action_sort_key(action: Action) -> tuple[Any, ...]:
-    """A total order on actions that does not depend on hash seeds (cheaper than str)."""
-    return (action.action_type.value, tuple((key, repr(value)) for key, value in sorted(action.parameters.items())))
+    """A total order on actions that does not depend on hash seeds: the type, then each
+    parameter's fields (parameters in key order, so the same kinds compare alike)."""
+    return (action.action_type.value,
+            tuple((key, _component_key(value)) for key, value in sorted(action.parameters.items())))
 
 
 def _pick(actions: Iterable[Action], rng: random.Random) -> Action | None:

@@ -66,8 +66,9 @@ def sorted_valid_actions(state: GameState, include_blocks: bool = False) -> tupl
     choices that reproduce across processes), computed once per state object."""
     from .policies import action_sort_key  # local: policies imports this module
 
+    # The generator makes each action once (no duplicates), so no set is needed to sort.
     return state.cached("sorted+blocks" if include_blocks else "sorted", lambda s: tuple(
-        sorted(generate_valid_actions(s, include_blocks), key=action_sort_key)))
+        sorted(_valid_actions(s, include_blocks), key=action_sort_key)))
 
 
 def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Action]:
