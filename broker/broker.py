@@ -45,6 +45,8 @@ from protocol import (
 )
 from protocol.security import CurveServer
 
+from .frames import receive as _receive
+from .frames import send_message as _send_message
 from .placement import Placement, PlacementError, WorldRecord, join_request, world_from_ready
 from .security import start_authenticator
 from .trace import TraceProxy
@@ -180,7 +182,7 @@ class Broker:
         """Handle what is queued, at most ``limit`` messages, so neither side starves."""
         for _ in range(limit):
             try:
-                frames = socket.recv_multipart(zmq.NOBLOCK)
+                frames = _receive(socket)
             except zmq.Again:
                 return
             try:
@@ -360,7 +362,7 @@ class Broker:
 
     def _send_client(self, frames: list[bytes]) -> None:
         try:
-            self.frontend.send_multipart(frames, zmq.NOBLOCK)
+            _send_message(self.frontend, frames)
         except zmq.Again:
             self._dropped_replies += 1
             if self._dropped_replies == 1 or self._dropped_replies % 1000 == 0:
@@ -467,7 +469,7 @@ class Broker:
 
     def _send_world(self, identity: bytes, frames: list[bytes]) -> None:
         try:
-            self.backend.send_multipart([identity, *frames], zmq.NOBLOCK)
+            _send_message(self.backend, [identity, *frames])
         except zmq.Again:
             log.warning("world %r is not reading: message dropped", identity)
         except zmq.ZMQError as error:
@@ -490,3 +492,4 @@ class Broker:
                 world.next_beat = now + world.heartbeat
         if self._parked and now >= self._recovering_until:
             self._unpark()
+
