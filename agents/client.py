@@ -51,8 +51,8 @@ from protocol import (
     Observation,
     ProtocolError,
     ReplyBody,
-    action_to_compact,
     pack,
+    pack_action,
 )
 from protocol.security import CurveClient
 
@@ -254,7 +254,7 @@ class BaseAgent:
         if action.action_type in _PROTOCOL_ACTIONS:
             return self._fail(protocol_action_failure(action))
         try:
-            body = pack(action_to_compact(action))
+            body = pack_action(action)
         except ProtocolError as error:
             return self._fail(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.MALFORMED, str(error)))
         answer = self._request(_STEP, seat, body, self.timeout)

@@ -63,8 +63,7 @@ from protocol import (
     Observation,
     ProtocolError,
     ReplyBody,
-    action_to_compact,
-    pack,
+    pack_action,
 )
 from protocol.security import CurveClient
 
@@ -284,7 +283,7 @@ class ParallelBaseAgent:
                 self._fail(env, protocol_action_failure(action))
             else:
                 try:
-                    bodies[env] = pack(action_to_compact(action))
+                    bodies[env] = pack_action(action)
                 except ProtocolError as error:
                     self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.MALFORMED, str(error)))
         sent = [env for env in range(count) if not done[env]]

@@ -31,8 +31,8 @@ from protocol import (
     Command,
     GameStatus,
     ProtocolError,
-    action_to_compact,
     pack,
+    pack_action,
     unpack,
     validate_action,
 )
@@ -273,7 +273,7 @@ def request_body(action: Action) -> tuple[bytes, bytes]:
                                           params.get("randomize_topology", False), params.get("seed")])
     if kind is ActionType.QuitGame:
         return Command.QUIT.frame, NIL
-    return Command.STEP.frame, pack(action_to_compact(action))
+    return Command.STEP.frame, pack_action(action)
 
 
 # ---------------------------------------------------------------------------- from the broker

@@ -12,10 +12,12 @@ from __future__ import annotations
 from .action import REQUIRED_PARAMETERS, Action, validate_action
 from .compact import (
     action_from_compact,
+    action_from_packed,
     action_to_compact,
     observation_from_compact,
     observation_to_compact,
     pack,
+    pack_action,
     pack_state,
     state_from_compact,
     state_to_compact,
@@ -57,6 +59,7 @@ __all__ = [
     "ReplyBody",
     "Service",
     "action_from_compact",
+    "action_from_packed",
     "action_to_compact",
     "decode_reply",
     "encode_reply",
@@ -64,6 +67,7 @@ __all__ = [
     "observation_from_compact",
     "observation_to_compact",
     "pack",
+    "pack_action",
     "pack_state",
     "seq_bytes",
     "state_from_compact",

@@ -105,6 +105,10 @@ class Action:
     action_type: ActionType
     parameters: dict[str, Any] = attrs.field(factory=dict)
     _hash: int | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    # Wire forms, computed once (protocol.compact): an action object is often sent or
+    # traced many times (a policy's cached valid actions, a world's decoded actions).
+    _compact: list[Any] | None = attrs.field(default=None, init=False, eq=False, repr=False)
+    _packed: bytes | None = attrs.field(default=None, init=False, eq=False, repr=False)
 
     @property
     def type(self) -> ActionType:

@@ -37,10 +37,12 @@ from .state import GameState, Observation
 
 __all__ = [
     "action_from_compact",
+    "action_from_packed",
     "action_to_compact",
     "observation_from_compact",
     "observation_to_compact",
     "pack",
+    "pack_action",
     "pack_state",
     "state_from_compact",
     "state_from_packed",
@@ -58,6 +60,7 @@ _packer = msgpack.Packer(use_bin_type=True)
 STATE_CACHE_SIZE = 4096
 INTERN_SIZE = 65536
 _states: dict[bytes, GameState] = {}
+_actions: dict[bytes, Action] = {}
 _interned: dict[Any, Any] = {}
 
 
@@ -258,7 +261,39 @@ def _parameter_to_compact(value: Any) -> Any:
 
 
 def action_to_compact(action: Action) -> list[Any]:
-    """``[code, p1, p2, ...]``; a BlockIP's ``blocked_ip`` is sent as ``blocked_host``."""
+    """``[code, p1, p2, ...]``; a BlockIP's ``blocked_ip`` is sent as ``blocked_host``.
+    Computed once per action object (treat the list as read-only)."""
+    compact = action._compact
+    if compact is None:
+        compact = _action_to_compact(action)
+        object.__setattr__(action, "_compact", compact)
+    return compact
+
+
+def pack_action(action: Action) -> bytes:
+    """The packed compact form, computed once per action object."""
+    packed = action._packed
+    if packed is None:
+        packed = pack(action_to_compact(action))
+        object.__setattr__(action, "_packed", packed)
+    return packed
+
+
+def action_from_packed(data: bytes) -> Action:
+    """The action whose packed compact form is ``data``: decoded and checked once, then the
+    same immutable object for the same bytes (a bounded cache, as for states)."""
+    action = _actions.get(data)
+    if action is None:
+        action = action_from_compact(unpack(data))
+        data = bytes(data)
+        object.__setattr__(action, "_packed", data)
+        if len(_actions) >= STATE_CACHE_SIZE:
+            del _actions[next(iter(_actions))]
+        _actions[data] = action
+    return action
+
+
+def _action_to_compact(action: Action) -> list[Any]:
     params = action.parameters
     if action.action_type is ActionType.ResetGame:
         return [ACTION_CODES[ActionType.ResetGame], params.get("request_trajectory", False),

@@ -42,7 +42,7 @@ from protocol import (
     ErrorCode,
     GameStatus,
     ProtocolError,
-    action_from_compact,
+    action_from_packed,
     encode_reply,
     int_from_seq,
     pack,
@@ -210,7 +210,9 @@ class GameHost:
         session = entry.game.session
         try:
             if command == _STEP:
-                replies = session.step(entry.text, action_from_compact(unpack(body, MAX_BODY_BYTES)), now, tag,
+                if len(body) > MAX_BODY_BYTES:
+                    raise ProtocolError("body", f"at most {MAX_BODY_BYTES} bytes", f"{len(body)} bytes")
+                replies = session.step(entry.text, action_from_packed(body), now, tag,
                                        validated=True)  # the compact decoder checked every parameter
             elif command == _RESET:
                 trajectory, randomize, seed = _reset_arguments(unpack(body, MAX_BODY_BYTES))
