@@ -194,7 +194,7 @@ class Broker:
     def _on_frontend(self, frames: list[bytes]) -> None:
         client = frames[0]
         if len(frames) < 3 or frames[1] != PROTOCOL_FRAME:
-            other_version = len(frames) > 1 and frames[1].startswith(b"ARENA")
+            other_version = len(frames) > 1 and frames[1] != PROTOCOL_FRAME and frames[1].startswith(b"ARENA")
             self._error(client, _ERROR, b"", b"", ErrorCode.BAD_VERSION if other_version else ErrorCode.BAD_FRAMES,
                         f"Expected {'version 1' if other_version else 'the frame ARENA1'} first (PROTOCOL.md §1).")
             return
@@ -396,7 +396,8 @@ class Broker:
                 return
             inflight = world.inflight
             client = frames[3]
-            if frames[4] == _BATCH:
+            # [BATCH][][][body] is the world's error about a whole batch, not a batch reply.
+            if frames[4] == _BATCH and not (count == 8 and not frames[5] and not frames[6]):
                 if count < 10 or (count - 7) % 3:
                     log.warning("world %s: a malformed batch REPLY dropped", world.name)
                     return
@@ -409,13 +410,11 @@ class Broker:
             elif inflight.pop((frames[5], frames[6]), None) is not None:
                 self._settled(client)
             self._send_client([client, PROTOCOL_FRAME, *frames[4:]])
-        elif command == _HEARTBEAT:
-            pass
         elif command == _RELEASE:
             self._on_release(world, frames)
         elif command == _DISCONNECT:
             self._world_gone(identity, "it disconnected")
-        else:
+        elif command != _HEARTBEAT:
             log.warning("world %s: unknown command %r dropped", world.name, command[:4])
 
     def _on_release(self, world: WorldRecord, frames: list[bytes]) -> None:
@@ -432,6 +431,11 @@ class Broker:
             log.warning("READY refused: %s", error)
             self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             self._world_gone(identity, "its READY was refused")
+            return
+        taken = self.placement.conflict(world, games)
+        if taken:
+            log.warning("READY of world %s refused: %s", world.name, taken)
+            self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             return
         if games and world.name in self.dead_worlds:
             # Declared dead, it comes back with the games its agents were told are lost: it

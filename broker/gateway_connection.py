@@ -49,6 +49,8 @@ __all__ = ["Connection", "Request"]
 _JOIN = Command.JOIN.frame
 _POLLIN, _POLLOUT = int(zmq.POLLIN), int(zmq.POLLOUT)
 _RECV_BYTES = 65536
+#: Seconds a request may take from its first byte to its last, however steadily it trickles.
+INCOMPLETE_LIMIT = 10.0
 _LINGER_CLOSE = 2.0  # seconds a closing connection is drained so its last reply is not lost to a reset
 
 
@@ -89,6 +91,7 @@ class Connection:
     reading: bool = True
     closing: bool = False           # answer what is queued for output, then close
     linger_deadline: float | None = None
+    partial_since: float | None = None  # when the incomplete document's first byte came
     events: int = 0
     open: bool = True
 
@@ -119,6 +122,7 @@ class Connection:
         """Frame buffered bytes into requests, up to the queue's cap."""
         gateway = self.gateway
         queue, framer = self.queue, self.framer
+        before = len(queue)
         while len(queue) < gateway.max_queue:
             document = framer.next()
             if document is None:
@@ -133,8 +137,14 @@ class Connection:
             except ProtocolError as error:
                 queue.append(Request(error=error))
         if framer.pending and not self.closing and len(queue) < gateway.max_queue:
-            gateway._partial[self] = now + gateway.incomplete_timeout
+            # Each new byte buys incomplete_timeout more, but a document must be whole within
+            # INCOMPLETE_LIMIT of its first byte: a client trickling bytes holds no slot forever.
+            if self.partial_since is None or len(queue) > before:
+                self.partial_since = now
+            limit = self.partial_since + max(INCOMPLETE_LIMIT, 100 * gateway.incomplete_timeout)
+            gateway._partial[self] = min(now + gateway.incomplete_timeout, limit)
         else:
+            self.partial_since = None
             gateway._partial.pop(self, None)
         reading = len(queue) < gateway.max_queue or self.closing
         if reading != self.reading:

@@ -142,7 +142,7 @@ def world_from_ready(identity: bytes, body: Any, now: float, heartbeat: float, l
         beat = float(body.get("heartbeat", heartbeat))
         capacity = int(body.get("capacity", 1000))
         name = body["world"]
-    except (KeyError, TypeError, AttributeError, ValueError) as error:
+    except (KeyError, TypeError, AttributeError, ValueError, ArithmeticError) as error:
         raise ValueError(f"ready: {type(error).__name__}: {error}") from None
     if not 0 < beat <= 60:
         raise ValueError(f"ready.heartbeat {beat} s is out of range")
@@ -215,6 +215,30 @@ class Placement:
                 record.taken[seat.role] = record.taken.get(seat.role, 0) + 1
             self.games[name] = record
             world.games.add(name)
+
+    def conflict(self, world: WorldRecord, games: list[tuple[str, str, list[SeatRecord]]]) -> str | None:
+        """Why a READY's games cannot be adopted: one is hosted by another live world (the
+        same world under the same name, on a new connection, takes its own games back), one
+        of its seats plays in another game, or its task is not one the world serves. None if
+        they can: a stranger's READY must not take a live game or seat over.
+
+        >>> placement = Placement()
+        >>> placement.conflict(WorldRecord(b"w", "w", 1, {}, 1.0, 9.0, 0.0), [("g", "t", [])])
+        'game g plays task t, which the world does not serve'
+        """
+        for name, task, seats in games:
+            if task not in world.tasks:
+                return f"game {name} plays task {task}, which the world does not serve"
+            record = self.games.get(name)
+            owner = self.worlds.get(record.world) if record is not None else None
+            if owner is not None and owner.name != world.name:
+                return f"game {name} is hosted by world {owner.name}"
+            for seat in seats:
+                held = self.seats.get(seat.seat)
+                holder = self.worlds.get(held.world) if held is not None else None
+                if held is not None and (held.game != name or (holder is not None and holder.name != world.name)):
+                    return f"seat {seat.seat[:40]!r} plays in game {held.game}"
+        return None
 
     def remove_world(self, identity: bytes, reason: str) -> WorldRecord | None:
         """Forget a world with its games and seats, remembering the seats as lost (``reason``);

@@ -166,7 +166,7 @@ def test_a_world_declared_dead_must_drop_its_games_before_it_is_adopted_again(
     seat = join_and_answer(world, agent, 1)
     wait_for(lambda: "w1" in broker.dead_worlds, "the world declared dead")   # it never heartbeats
     back = World(context, broker.endpoints["backend"])
-    back.register("w1", [{"game": "g", "task": "solo", "seats": [[seat, "Attacker", b"agent-1", b""]]}])
+    back.register("w1", [{"game": "solo-1", "task": "solo", "seats": [[seat, "Attacker", b"agent-1", b""]]}])
     frames = back.receive()
     assert frames[1] == DISCONNECT, "told to drop the games its agents were told are lost"
     back.register("w1")
@@ -181,8 +181,9 @@ def test_a_world_on_a_new_connection_keeps_its_games_and_requests_in_flight(
     seat = join_and_answer(world, agent, 1)
     agent.request(STEP, seat, 2, [0])
     world.next_request()
+    game = broker.placement.seats[seat].game
     again = World(context, broker.endpoints["backend"])
-    again.register("w1", [{"game": "g", "task": "solo", "seats": [[seat, "Attacker", b"agent-1", b""]]}])
+    again.register("w1", [{"game": game, "task": "solo", "seats": [[seat, "Attacker", b"agent-1", b""]]}])
     assert agent.silent(0.3), "no GAME_LOST: the world still hosts the game"
     agent.request(STEP, seat, 2, [0])                     # the agent resends; the new connection gets it
     request = again.next_request()
@@ -274,3 +275,27 @@ def test_hostile_world_messages_are_dropped_and_strangers_told_to_register(pair:
     assert [w.name for w in broker.placement.worlds.values()] == ["w1"]
     join_and_answer(world, agent, 1)                      # the world still serves
     stranger.close()
+
+
+def test_a_ready_cannot_take_over_a_live_worlds_game_or_seat(pair: tuple[Broker, World, Agent],
+                                                             context: zmq.Context) -> None:
+    broker, world, agent = pair
+    seat = join_and_answer(world, agent, 1)
+    game = broker.placement.seats[seat].game
+    hijacker = World(context, broker.endpoints["backend"])
+    for games in ([{"game": game, "task": "solo", "seats": []}],
+                  [{"game": "other", "task": "solo", "seats": [[seat, "Attacker", b"x", b""]]}],
+                  [{"game": "new", "task": "chess", "seats": []}]):
+        hijacker.register("w-hijacker", games)
+        assert hijacker.receive()[1] == DISCONNECT
+    agent.request(STEP, seat, 2, [0])
+    request = world.next_request()                          # still routed to the real world
+    assert request[4:6] == [seat, seq_bytes(2)]
+    hijacker.close()
+
+
+def test_one_frame_is_a_frame_count_error_not_a_version_error(pair: tuple[Broker, World, Agent]) -> None:
+    _, _, agent = pair
+    agent.send(PROTOCOL_FRAME)
+    _, reply = agent.reply()
+    assert reply.code is ErrorCode.BAD_FRAMES
