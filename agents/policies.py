@@ -52,9 +52,18 @@ def _component_key(value: Any) -> Any:
 
 def action_sort_key(action: Action) -> tuple[Any, ...]:
     """A total order on actions that does not depend on hash seeds: the type, then each
-    parameter's fields (parameters in key order, so the same kinds compare alike)."""
-    return (action.action_type.value,
-            tuple((key, _component_key(value)) for key, value in sorted(action.parameters.items())))
+    parameter's fields (parameters in key order, so the same kinds compare alike).
+    Remembered per action (the generator reuses its action objects)."""
+    key = _SORT_KEYS.get(action)
+    if key is None:
+        if len(_SORT_KEYS) > 100_000:
+            _SORT_KEYS.clear()
+        key = _SORT_KEYS[action] = (action.action_type.value, tuple(
+            (name, _component_key(value)) for name, value in sorted(action.parameters.items())))
+    return key
+
+
+_SORT_KEYS: dict[Action, tuple[Any, ...]] = {}
 
 
 def _pick(actions: Iterable[Action], rng: random.Random) -> Action | None:

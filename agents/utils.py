@@ -54,6 +54,11 @@ _BLOCK = ActionType.BlockIP
 # --------------------------------------------------------------------------- actions
 
 
+#: Actions made by the generator, by (type, parameters...): reused while they are here.
+_MADE: dict[tuple[Any, ...], Action] = {}
+_MADE_LIMIT = 100_000
+
+
 def generate_valid_actions(state: GameState, include_blocks: bool = False) -> set[Action]:
     """Every "sensible" action in ``state`` (see :func:`_valid_actions`), as a new set; the
     actions are computed once per state object (``GameState.cached``)."""
@@ -82,12 +87,14 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
     BlockIP(s, t, b) for controlled s, t (t not in B[s]) and every known host b, using
     the key ``blocked_host``. Nothing is generated when no host is controlled.
 
-    This runs on every step of every client, so each action is built exactly once with
-    a literal parameter dict and hashed only when the final set is made.
+    This runs on every step of every client: actions are built once and reused (``_MADE``).
     """
     controlled = state.controlled_hosts
     if not controlled:
         return []
+    if len(_MADE) > _MADE_LIMIT:
+        _MADE.clear()
+    made = _MADE
     blocks = state.known_blocks
     networks = state.known_networks
     known_hosts = state.known_hosts
@@ -97,27 +104,42 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
     append = actions.append
     find_data_hosts: set[IP] = set()
 
+    # Each action is looked up before it is built: states repeat their actions from step
+    # to step, and a reused object keeps its hash, wire form and sort key (a new one would
+    # compute all three again).
     for source in controlled:
         blocked = blocks.get(source) or _EMPTY
         for network in networks:
-            append(new(_SCAN, {"source_host": source, "target_network": network}))
+            key = (_SCAN, source, network)
+            action = made.get(key)
+            if action is None:
+                action = made[key] = new(_SCAN, {"source_host": source, "target_network": network})
+            append(action)
         for host in known_hosts:
             if host not in blocked:
-                append(new(_FIND_SERVICES, {"source_host": source, "target_host": host}))
+                key = (_FIND_SERVICES, source, host)
+                action = made.get(key)
+                if action is None:
+                    action = made[key] = new(_FIND_SERVICES, {"source_host": source, "target_host": host})
+                append(action)
         for host, found in services:
             if host not in blocked:
                 for service in found:
-                    append(
-                        new(
-                            _EXPLOIT,
-                            {"source_host": source, "target_host": host, "target_service": service},
-                        )
-                    )
+                    key = (_EXPLOIT, source, host, service)
+                    action = made.get(key)
+                    if action is None:
+                        action = made[key] = new(_EXPLOIT, {"source_host": source, "target_host": host,
+                                                            "target_service": service})
+                    append(action)
         if len(find_data_hosts) < len(controlled):
             find_data_hosts.update(controlled - blocked if blocked else controlled)
 
     for host in find_data_hosts:
-        append(new(_FIND_DATA, {"source_host": host, "target_host": host}))
+        key = (_FIND_DATA, host)
+        action = made.get(key)
+        if action is None:
+            action = made[key] = new(_FIND_DATA, {"source_host": host, "target_host": host})
+        append(action)
 
     for source, data in state.known_data.items():
         if not data:
@@ -126,9 +148,12 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
         targets = [t for t in controlled if t != source and t not in blocked]
         for datum in data:
             for target in targets:
-                append(
-                    new(_EXFILTRATE, {"source_host": source, "target_host": target, "data": datum})
-                )
+                key = (_EXFILTRATE, source, target, datum)
+                action = made.get(key)
+                if action is None:
+                    action = made[key] = new(_EXFILTRATE, {"source_host": source, "target_host": target,
+                                                           "data": datum})
+                append(action)
 
     if include_blocks and known_hosts:
         for source in controlled:
@@ -136,16 +161,7 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
             for target in controlled:
                 if target not in blocked:
                     for host in known_hosts:
-                        append(
-                            new(
-                                _BLOCK,
-                                {
-                                    "source_host": source,
-                                    "target_host": target,
-                                    "blocked_host": host,
-                                },
-                            )
-                        )
+                        append(new(_BLOCK, {"source_host": source, "target_host": target, "blocked_host": host}))
     return actions
 
 
