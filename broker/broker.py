@@ -45,8 +45,7 @@ from protocol import (
 )
 from protocol.security import CurveServer
 
-from .frames import receive as _receive
-from .frames import send_message as _send_message
+from . import frames as wire
 from .placement import Placement, PlacementError, WorldRecord, join_request, world_from_ready
 from .security import start_authenticator
 from .trace import TraceProxy
@@ -182,13 +181,15 @@ class Broker:
         """Handle what is queued, at most ``limit`` messages, so neither side starves."""
         for _ in range(limit):
             try:
-                frames = _receive(socket)
+                frames = wire.receive(socket)
             except zmq.Again:
                 return
             try:
                 handler(frames)
             except Exception:  # never let one message stop the broker
                 log.exception("message dropped: %r", [f[:40] for f in frames[:6]])
+            if not wire.readable(socket):
+                return
 
     # ------------------------------------------------------------------ agents
     def _on_frontend(self, frames: list[bytes]) -> None:
@@ -362,7 +363,7 @@ class Broker:
 
     def _send_client(self, frames: list[bytes]) -> None:
         try:
-            _send_message(self.frontend, frames)
+            wire.send_message(self.frontend, frames)
         except zmq.Again:
             self._dropped_replies += 1
             if self._dropped_replies == 1 or self._dropped_replies % 1000 == 0:
@@ -473,7 +474,7 @@ class Broker:
 
     def _send_world(self, identity: bytes, frames: list[bytes]) -> None:
         try:
-            _send_message(self.backend, [identity, *frames])
+            wire.send_message(self.backend, [identity, *frames])
         except zmq.Again:
             log.warning("world %r is not reading: message dropped", identity)
         except zmq.ZMQError as error:

@@ -22,10 +22,17 @@ from __future__ import annotations
 
 import zmq
 
-__all__ = ["receive", "send_message"]
+__all__ = ["readable", "receive", "send_message"]
 
 _NOBLOCK, _SEND_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 _send, _recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
+_poll, _POLLIN = zmq.backend.zmq_poll, int(zmq.POLLIN)
+
+
+def readable(socket: zmq.Socket) -> bool:
+    """Whether a message is queued: a zero-timeout poll, about a quarter of what a
+    ``recv`` that finds nothing costs (pyzmq builds a ``zmq.Again`` for it)."""
+    return bool(_poll([(socket, _POLLIN)], 0))
 
 
 def receive(socket: zmq.Socket) -> list[bytes]:

@@ -69,6 +69,7 @@ _LINGER_MS = 500
 _DRAIN_LIMIT = 1000           # messages handled per loop turn before timers get their turn
 _NOBLOCK, _SEND_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 _send, _recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
+_poll, _POLLIN = zmq.backend.zmq_poll, int(zmq.POLLIN)
 
 _READY, _HEARTBEAT, _DISCONNECT, _REQUEST = (Command.READY.frame, Command.HEARTBEAT.frame,
                                             Command.DISCONNECT.frame, Command.REQUEST.frame)
@@ -291,6 +292,8 @@ class WorldWorker:
                 self._on_message(frames, now)
             except Exception:  # one bad message never stops the world
                 log.exception("world %s: message dropped: %r", self.name, [f[:32] for f in frames[:7]])
+            if not _poll([(dealer, _POLLIN)], 0):  # cheaper than the zmq.Again of a recv
+                return
 
     def _on_message(self, frames: list[bytes], now: float) -> None:
         self._broker_expiry = now + self.heartbeat * self.liveness
