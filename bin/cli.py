@@ -9,6 +9,7 @@
     arena status      worlds, tasks, games and seats
     arena demo        attacker against defender on the default task, then a summary
     arena keys        CURVE keys for the broker and its clients (encryption, client allow-list)
+    arena bench       the performance suite: steps/s, latency, server CPU per step (bin/bench.py)
 
 Installed as the ``arena`` console script; also ``python -m bin``.
 """
@@ -34,10 +35,11 @@ from agents.play import EpisodeOutcome, Summary, play_episodes, play_parallel
 from agents.policies import POLICIES
 from agents.status import query_status
 from broker import DEFAULT_ENDPOINTS
-from broker.security import DEFAULT_CLIENTS, write_keys
-from protocol import AgentRole, ArenaError, CurveClient, CurveKeys, CurveServer
+from protocol import AgentRole, ArenaError, CurveServer
 from world import TaskConfigError, load_task
 
+from .bench import bench
+from .curve_options import curve_client, curve_client_options, curve_keys, keys
 from .stack import Stack, write_endpoints
 
 __all__ = ["main"]
@@ -76,41 +78,6 @@ def _load_tasks(locations: tuple[str, ...]) -> list[Any]:
         return [load_task(location) for location in locations] or [load_task()]
     except TaskConfigError as error:
         raise click.ClickException(str(error)) from None
-
-
-def _curve_client_options(command: Any) -> Any:
-    """``--curve-server`` and ``--curve-secret``: a client's CURVE files (both or neither)."""
-    command = click.option("--curve-secret", metavar="FILE", type=click.Path(dir_okay=False),
-                           help="This client's CURVE secret certificate (arena keys: clients/NAME.key_secret)."
-                           )(command)
-    return click.option("--curve-server", metavar="FILE", type=click.Path(dir_okay=False),
-                        help="The broker's CURVE public certificate (arena keys: server.key), "
-                             "for a broker with CURVE on.")(command)
-
-
-def _curve_client(server: str | None, secret: str | None) -> CurveClient | None:
-    if server is None and secret is None:
-        return None
-    if server is None or secret is None:
-        raise click.UsageError("CURVE needs both --curve-server and --curve-secret")
-    try:
-        return CurveClient.load(server, secret)
-    except ValueError as error:
-        raise click.ClickException(str(error)) from None
-
-
-def _curve_keys(directory: str | None, clients: tuple[str, ...]) -> CurveKeys | None:
-    """An ``arena keys`` directory, checked: the server's files and these clients' keys load."""
-    if directory is None:
-        return None
-    keys = CurveKeys(directory)
-    try:
-        keys.server()
-        for name in clients:
-            keys.client(name)
-    except ValueError as error:
-        raise click.ClickException(f"{error} (make the keys with: arena keys {directory})") from None
-    return keys
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -174,16 +141,21 @@ def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat:
               help="Heartbeats the broker may miss before the world reconnects.")
 @click.option("--name", default=None, help="World id (default w-<host>-<pid>).")
 @click.option("--ready-file", type=click.Path(dir_okay=False), hidden=True)
-@_curve_client_options
+@click.option("--echo", is_flag=True, hidden=True, help="Canned replies, no game work (arena bench's baseline).")
+@curve_client_options
 def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_input: str, trace_level: str,
-          heartbeat: float, liveness: int, name: str | None, ready_file: str | None, curve_server: str | None,
-          curve_secret: str | None) -> None:
+          heartbeat: float, liveness: int, name: str | None, ready_file: str | None, echo: bool,
+          curve_server: str | None, curve_secret: str | None) -> None:
     """Run one world worker: hosts games of its tasks, created on demand. SIGTERM drains it."""
     from world.worker import WorldWorker
 
-    curve = _curve_client(curve_server, curve_secret)
+    curve = curve_client(curve_server, curve_secret)
     worker = WorldWorker(backend, _load_tasks(tasks), seed=seed, capacity=capacity, trace_input=trace_input or None,
                          name=name, heartbeat=heartbeat, liveness=liveness, trace_level=trace_level, curve=curve)
+    if echo:
+        from .bench_echo import use_echo_host
+
+        use_echo_host(worker, seed)
     if ready_file:
         write_endpoints(ready_file, {"world": worker.name, "tasks": sorted(worker.tasks)})
     with _stop_on_signals(worker.stop):
@@ -208,7 +180,7 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
     """Start a broker, N world workers (and the gateway) as child processes; Ctrl-C or
     SIGTERM stops them all."""
     _load_tasks(tasks)  # fail here, not in a child, on a broken task
-    keys = _curve_keys(curve_dir, Stack.curve_clients(gateway=gateway is not None))
+    keys = curve_keys(curve_dir, Stack.curve_clients(gateway=gateway is not None))
     stack = Stack(tasks=tasks, worlds=worlds, seed=seed, frontend=frontend, backend=backend, trace=trace,
                   trace_input=trace_input, gateway=gateway, curve=keys.directory if keys else None)
     stopping = threading.Event()
@@ -251,7 +223,7 @@ def up(tasks: tuple[str, ...], worlds: int, frontend: str, backend: str, trace: 
 @click.option("--max-connections", default=1024, show_default=True, type=click.IntRange(1))
 @click.option("--allow", multiple=True, metavar="CIDR", help="Accept clients from these networks only (repeatable).")
 @click.option("--endpoints-file", type=click.Path(dir_okay=False), help="Write the bound address here (JSON).")
-@_curve_client_options
+@curve_client_options
 def gateway(address: str, listen: str, task: str | None, game: str | None, incomplete_timeout: float,
             reply_timeout: float, max_connections: int, allow: tuple[str, ...], endpoints_file: str | None,
             curve_server: str | None, curve_secret: str | None) -> None:
@@ -265,7 +237,7 @@ def gateway(address: str, listen: str, task: str | None, game: str | None, incom
     server = Gateway(address, (host.strip("[]"), int(port)), task=task, game=game,
                      incomplete_timeout=incomplete_timeout, reply_timeout=reply_timeout,
                      max_connections=max_connections, allow=list(allow) or None,
-                     curve=_curve_client(curve_server, curve_secret))
+                     curve=curve_client(curve_server, curve_secret))
     bound = server.bind()
     _serve(server, {"gateway": f"{bound[0]}:{bound[1]}"}, endpoints_file)
 
@@ -284,7 +256,7 @@ def gateway(address: str, listen: str, task: str | None, game: str | None, incom
 @click.option("--seed", default=42, show_default=True, type=int)
 @click.option("--timeout", default=120.0, show_default=True, type=click.FloatRange(0.1), help="Seconds per reply.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary object.")
-@_curve_client_options
+@curve_client_options
 def play(address: str, agent: str, role: str | None, task: str | None, game: str | None, episodes: int, envs: int,
          batched: bool, seed: int, timeout: float, as_json: bool, curve_server: str | None,
          curve_secret: str | None) -> None:
@@ -292,7 +264,7 @@ def play(address: str, agent: str, role: str | None, task: str | None, game: str
     from agents import BaseAgent, ParallelBaseAgent
 
     role_value = AgentRole.from_string(role or _ROLE_OF_AGENT[agent])
-    curve = _curve_client(curve_server, curve_secret)
+    curve = curve_client(curve_server, curve_secret)
     summary = Summary()
     try:
         if envs == 1:
@@ -349,7 +321,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 @click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(0.1),
               help="With --once: how long to collect. Otherwise: refresh interval.")
 @click.option("--duration", default=None, type=click.FloatRange(0.1), help="Stop after this many seconds.")
-@_curve_client_options
+@curve_client_options
 def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds: float,
             duration: float | None, curve_server: str | None, curve_secret: str | None) -> None:
     """Watch the trace: live per-task figures, or every message to a JSONL file."""
@@ -357,7 +329,7 @@ def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds:
 
     from protocol.jsonl import JsonlWriter
 
-    curve = _curve_client(curve_server, curve_secret)
+    curve = curve_client(curve_server, curve_secret)
     figures = TraceFigures()
     stopping = threading.Event()
     deadline = time.monotonic() + (seconds if once else duration or float("inf"))
@@ -390,10 +362,10 @@ def _show_figures(snapshot: dict[str, Any], as_json: bool) -> None:
 @click.option("--broker", "address", default=DEFAULT_ENDPOINTS["frontend"], show_default=True)
 @click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1))
 @click.option("--json", "as_json", is_flag=True)
-@_curve_client_options
+@curve_client_options
 def status(address: str, timeout: float, as_json: bool, curve_server: str | None, curve_secret: str | None) -> None:
     """List the broker's worlds, tasks, games and seats."""
-    answer = query_status(address, timeout=timeout, curve=_curve_client(curve_server, curve_secret))
+    answer = query_status(address, timeout=timeout, curve=curve_client(curve_server, curve_secret))
     if not answer:
         raise click.ClickException(f"no answer from a broker at {address} within {timeout:g} s")
     if as_json:
@@ -465,33 +437,8 @@ def _wait_for_seat(frontend: str, game: str, role: str, process: subprocess.Pope
     raise click.ClickException(f"the {role.lower()} did not take its seat in game {game!r}")
 
 
-# ---------------------------------------------------------------------- security
-@main.command()
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--client", "clients", multiple=True, metavar="NAME",
-              help=f"Also make a key pair for this client (repeatable); always: {', '.join(DEFAULT_CLIENTS)}.")
-def keys(directory: str, clients: tuple[str, ...]) -> None:
-    """Make CURVE keys in DIRECTORY: the broker's key pair, a key pair per client, and
-    the allow-list of client public keys. Existing keys are kept, so running it again
-    with --client adds clients."""
-    try:
-        created = write_keys(directory, [*DEFAULT_CLIENTS, *clients])
-    except (ValueError, OSError) as error:
-        raise click.ClickException(str(error)) from None
-    layout = CurveKeys(directory)
-    for path in created:
-        click.echo(f"wrote {path}{' (secret, mode 0600)' if path.name.endswith('_secret') else ''}")
-    if not created:
-        click.echo(f"{directory}: every key is there already")
-    client = f"--curve-server {layout.server_public} --curve-secret {layout.client_secret('NAME')}"
-    click.echo(f"""
-broker:    arena broker --curve-secret {layout.server_secret} --curve-allow {layout.allowed}
-clients:   arena world|play|gateway|monitor|status ... {client}
-one host:  arena up --curve {directory}
-Python:    BaseAgent(..., curve=CurveClient.load("{layout.server_public}", "{layout.client_secret('NAME')}"))
-A client needs server.key and its own clients/NAME.key_secret; only the broker needs
-server.key_secret. Delete allowed/NAME.key (and restart the broker) to shut a client out.""")
-
+main.add_command(bench)
+main.add_command(keys)
 
 if __name__ == "__main__":
     main()

@@ -66,7 +66,7 @@ class Stack:
                  trace: str = "tcp://127.0.0.1:*", trace_input: str = "tcp://127.0.0.1:*",
                  heartbeat: float | None = None, capacity: int | None = None, log_level: str | None = None,
                  gateway: str | None = None, curve: str | os.PathLike[str] | None = None,
-                 ready_timeout: float = 30.0) -> None:
+                 ready_timeout: float = 30.0, world_arguments: Sequence[str] = ()) -> None:
         self.tasks = list(tasks)
         self.worlds = worlds
         self.seed = seed
@@ -77,6 +77,7 @@ class Stack:
         self.gateway = gateway
         self.curve = None if curve is None else CurveKeys(curve)
         self.ready_timeout = ready_timeout
+        self.world_arguments = list(world_arguments)  # extra `arena world` flags (arena bench: --echo)
         self.processes: list[subprocess.Popen[Any]] = []
         self.endpoints: dict[str, Any] = {}
         self._directory = tempfile.TemporaryDirectory(prefix="arena-")
@@ -117,6 +118,7 @@ class Stack:
                     arguments.append(f"--heartbeat={self.heartbeat}")
                 if self.capacity:
                     arguments.append(f"--capacity={self.capacity}")
+                arguments += self.world_arguments
                 process = subprocess.Popen(self._command(*arguments), stdout=subprocess.DEVNULL)
                 self.processes.append(process)
                 world_pids.append((ready_file, process))
