@@ -25,9 +25,11 @@ Cases, by ``kind``:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -35,6 +37,7 @@ import attrs
 from protocol import PROTOCOL_FRAME, AgentRole, Command, action_to_compact, decode_reply, pack, seq_bytes, unpack
 from world import GameSession, TaskConfig
 from world.game_host import GameHost
+from world.worker import tune_gc
 
 from .bench_measure import percentile
 from .bench_script import POLICY, Cursor, Script
@@ -239,9 +242,10 @@ class HostGames:
 
 def run_host(case: Case, settings: Settings) -> dict[str, Any]:
     """A world's work per step without its sockets and loop, one game."""
-    games = HostGames(settings, 1)
-    games.play(settings.warmup)
-    tally, stepping = games.play(settings.duration)
+    with _world_gc():
+        games = HostGames(settings, 1)
+        games.play(settings.warmup)
+        tally, stepping = games.play(settings.duration)
     return figures(case, settings, unit="step", tally=tally, seconds=stepping,
                    cpu=_in_process_cpu(stepping, tally.count),
                    latency_of="GameHost.request + trace events (per_second: of that work alone)")
@@ -296,8 +300,9 @@ def run_games_host(case: Case, settings: Settings, on_run: Callable[[], None] | 
         tally, stepping = host_games.play(settings.duration)
         return tally, stepping, _in_process_cpu(stepping, tally.count)
 
-    result = flatness_series(case, settings, run, "GameHost.request + trace events, round-robin over the games",
-                             on_run)
+    with _world_gc():
+        result = flatness_series(case, settings, run, "GameHost.request + trace events, round-robin over the games",
+                                 on_run)
     result["cpu_per"] = "step (the world's work alone); per game count the median of its runs"
     return result
 
@@ -319,3 +324,14 @@ def run_case(case: Case, settings: Settings, frontend: str | None = None, pids: 
     runner = {"lockstep": bench_clients.run_lockstep, "resets": bench_clients.run_resets,
               "parallel": bench_clients.run_parallel}[case.kind]
     return runner(case, settings, frontend, pids)
+
+
+@contextlib.contextmanager
+def _world_gc() -> Iterator[None]:
+    """The collector thresholds an ``arena world`` process runs with (``world.worker.tune_gc``),
+    for the in-process cases that stand for a world's work; the bench's own afterwards."""
+    old = tune_gc(freeze=False)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)

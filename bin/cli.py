@@ -125,6 +125,9 @@ def broker(frontend: str, backend: str, trace: str, trace_input: str, heartbeat:
             raise click.ClickException(str(error)) from None
     server = Broker(frontend, backend, trace, trace_input, heartbeat=heartbeat, liveness=liveness,
                     recovery=recovery, max_inflight=max_inflight, curve=curve)
+    from world.worker import tune_gc
+
+    tune_gc()  # the broker's load is the world's: many short-lived, acyclic objects per step
     _serve(server, server.bind(), endpoints_file)
 
 
@@ -147,7 +150,7 @@ def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_
           heartbeat: float, liveness: int, name: str | None, ready_file: str | None, echo: bool,
           curve_server: str | None, curve_secret: str | None) -> None:
     """Run one world worker: hosts games of its tasks, created on demand. SIGTERM drains it."""
-    from world.worker import WorldWorker
+    from world.worker import WorldWorker, tune_gc
 
     curve = curve_client(curve_server, curve_secret)
     worker = WorldWorker(backend, _load_tasks(tasks), seed=seed, capacity=capacity, trace_input=trace_input or None,
@@ -158,6 +161,7 @@ def world(backend: str, tasks: tuple[str, ...], seed: int, capacity: int, trace_
         use_echo_host(worker, seed)
     if ready_file:
         write_endpoints(ready_file, {"world": worker.name, "tasks": sorted(worker.tasks)})
+    tune_gc()
     with _stop_on_signals(worker.stop):
         worker.run()
 

@@ -6,7 +6,8 @@ already hosts), answers forwarded requests with ``REPLY`` (single or batched), r
 seats that left with ``RELEASE`` and keeps the link alive with ``HEARTBEAT``. Each game
 is a :class:`~world.session.GameSession`, which is free of I/O; this loop gives it time
 (held replies, seat leases) and carries its replies. Trace events go out on a PUB
-socket, batched per loop turn and game, and are dropped when nobody keeps up.
+socket, batched per game every ``trace_interval`` (20 ms), and are dropped when nobody
+keeps up.
 
 Liveness follows the Paranoid Pirate pattern (zguide ch. 4): any message from the
 broker counts; after ``liveness`` silent heartbeat intervals, or when the TCP link
@@ -39,6 +40,7 @@ Running one (``arena world`` does this, and calls :meth:`WorldWorker.stop` on SI
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import socket as _socket
@@ -56,11 +58,13 @@ from protocol.security import CurveClient
 from .game_host import GameHost, game_seed
 from .task import TaskConfig
 
-__all__ = ["TRACE_LEVELS", "WorldWorker", "game_seed"]
+__all__ = ["GC_THRESHOLDS", "TRACE_LEVELS", "WorldWorker", "game_seed", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
 TRACE_LEVELS = ("off", "episodes", "steps")
+#: Seconds a world collects trace events before publishing them (one message per game).
+TRACE_INTERVAL = 0.02
 #: Reconnect back-off after repeated failures (seconds): doubles from the first to the second.
 RECONNECT_BACKOFF = (1.0, 32.0)
 _HWM = 100_000
@@ -80,8 +84,8 @@ class WorldWorker:
 
     def __init__(self, backend: str, tasks: Sequence[TaskConfig], *, seed: int = 42, capacity: int = 1000,
                  trace_input: str | None = None, name: str | None = None, heartbeat: float = 1.0,
-                 liveness: int = 3, trace_level: str = "steps", curve: CurveClient | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 liveness: int = 3, trace_level: str = "steps", trace_interval: float = TRACE_INTERVAL,
+                 curve: CurveClient | None = None, context: zmq.Context | None = None) -> None:
         if not tasks:
             raise ValueError("a world needs at least one task")
         self.tasks: dict[str, TaskConfig] = {}
@@ -101,6 +105,8 @@ class WorldWorker:
         self.heartbeat = float(heartbeat)
         self.liveness = liveness
         self.trace_level = trace_level
+        self.trace_interval = float(trace_interval)
+        self._trace_due = 0.0
         self._tracing = trace_input is not None and trace_level != "off"
         self._context = context
         self.curve = curve  # CURVE keys for the backend DEALER and the trace PUB (optional)
@@ -167,6 +173,8 @@ class WorldWorker:
                     wake = min(next_alive, self._reconnect_at or next_alive)
                 if host.timers:
                     wake = min(wake, host.timers[0][0])
+                if host.dirty:
+                    wake = min(wake, self._trace_due)
                 timeout = max(0.0, min(wake - now, self.heartbeat))
                 if self._dealer is None:
                     time.sleep(timeout)
@@ -181,7 +189,7 @@ class WorldWorker:
                     self._on_monitor(now)
                 for message in host.run_timers(now):
                     self._send(message, now)
-                self._flush()
+                self._flush(now)
                 self._keep_alive(now)
             self._shutdown()
         finally:
@@ -316,13 +324,20 @@ class WorldWorker:
             log.warning("world %s: unknown command %r from the broker dropped", self.name, command[:4])
 
     # ------------------------------------------------------------------ releases and trace
-    def _flush(self) -> None:
+    def _flush(self, now: float | None = None) -> None:
+        """Send what left (RELEASE) now, and the trace every ``trace_interval`` seconds
+        (``now`` None: all of it now). Each trace message costs the world and the broker's
+        proxy a wake-up, so a game's events travel together, not one message per step."""
         host = self._host
         if host.released or host.closed:
             self._send(host.release_message())
-        if host.dirty:
-            for topic, events in host.take_events():
-                self._publish(topic, events)
+        if not host.dirty:
+            return
+        if now is not None and now < self._trace_due:
+            return
+        for topic, events in host.take_events():
+            self._publish(topic, events)
+        self._trace_due = (now if now is not None else time.monotonic()) + self.trace_interval
 
     def _publish(self, topic: bytes, events: list[dict[str, Any]]) -> None:
         if self._pub is None:
@@ -357,6 +372,27 @@ class WorldWorker:
         self._flush()
         self._send([PROTOCOL_FRAME, _DISCONNECT])
         log.info("world %s: stopped", self.name)
+
+
+#: Collector thresholds for a world process (Python's defaults: 700, 10, 10).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc(*, freeze: bool = True) -> tuple[int, int, int]:
+    """Set a world process's garbage collector for its load; returns the old thresholds.
+
+    A step allocates many short-lived objects that hold no cycles (states, actions,
+    replies), while the games live long. With Python's default thresholds the collector
+    runs full collections often, and each one walks every game: measured with
+    ``arena bench --cases games-per-host``, the world's work per step grew 1.5x from 1 to
+    256 games; with these thresholds 1.2x, as with no collector at all. ``freeze`` moves
+    what exists now (modules, tasks) out of the collector's sight for good.
+    """
+    old = gc.get_threshold()
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    return old  # type: ignore[return-value]
 
 
 def _send_frames(socket: zmq.Socket, frames: list[bytes]) -> None:
