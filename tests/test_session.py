@@ -96,6 +96,9 @@ def test_attacker_and_defender_play_to_the_end(games: Any) -> None:
     assert told.status is GameStatus.OK and told.observation.end is True
     assert told.observation.reward == -10
     assert told.observation.info == {"end_reason": "AgentStatus.Fail"}
+    defender = game.session.seats["blue"].trajectory
+    assert sum(defender.rewards) == len(WINNING_ATTACK[:-1]) * -1 - 10, "the told reward is in the trajectory"
+    assert defender.end_reason is AgentStatus.Fail and len(defender.actions) == len(WINNING_ATTACK[:-1])
     after = game.call("blue", scan("192.168.1.1", "192.168.1.0/24"))
     assert after.status is GameStatus.FORBIDDEN and after.code is ErrorCode.EPISODE_ENDED
     assert after.observation.info["info"].startswith("Episode ended.")

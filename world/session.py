@@ -188,6 +188,7 @@ class GameSession:
             if not entry.told_end and self._rewards_assigned:
                 entry.told_end = True
                 entry.episode_return += entry.reward
+                entry.trajectory.add_final_reward(entry.reward)
                 self._emit_episode(entry)
                 return [Reply(seat, request, GameStatus.OK, self._observation(entry, end=True))]
             return [Reply(seat, request, GameStatus.FORBIDDEN, Observation(

@@ -42,6 +42,13 @@ class Trajectory:
         self.rewards.append(reward)
         self.states.append(state)
 
+    def add_final_reward(self, reward: float) -> None:
+        """A reward that came with no action of its own: a defender's or benign agent's
+        end-of-episode reward, told on its next request after the attackers finished. It
+        goes on the last step, so the trajectory's rewards add up to what the agent got."""
+        if self.rewards:
+            self.rewards[-1] += reward
+
     def __len__(self) -> int:
         return len(self.actions)
 
