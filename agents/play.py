@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from protocol import AgentStatus, ArenaError, Observation
+from protocol import AgentRole, AgentStatus, ArenaError, Observation
 
 from .policies import Policy
 
@@ -30,6 +30,7 @@ class EpisodeOutcome:
     episode_return: float
     steps: int
     end_reason: str | None
+    attacker: bool = True
 
     @property
     def won(self) -> bool:
@@ -37,7 +38,12 @@ class EpisodeOutcome:
 
     @property
     def detected(self) -> bool:
-        return self.end_reason == str(AgentStatus.Fail)
+        """An attacker that failed was detected; a defender fails when the attack succeeds."""
+        return self.attacker and self.end_reason == str(AgentStatus.Fail)
+
+    @property
+    def lost(self) -> bool:
+        return not self.attacker and self.end_reason == str(AgentStatus.Fail)
 
     @property
     def timed_out(self) -> bool:
@@ -52,6 +58,7 @@ class Summary:
     episodes: int = 0
     wins: int = 0
     detections: int = 0
+    losses: int = 0
     timeouts: int = 0
     total_return: float = 0.0
     steps: int = 0
@@ -60,6 +67,7 @@ class Summary:
         self.episodes += 1
         self.wins += outcome.won
         self.detections += outcome.detected
+        self.losses += outcome.lost
         self.timeouts += outcome.timed_out
         self.total_return += outcome.episode_return
         self.steps += outcome.steps
@@ -70,11 +78,16 @@ class Summary:
             "episodes": self.episodes,
             "wins": self.wins,
             "detections": self.detections,
+            "losses": self.losses,
             "timeouts": self.timeouts,
             "mean_return": self.total_return / self.episodes if self.episodes else 0.0,
             "steps": self.steps,
             "steps_per_second": self.steps / seconds if seconds > 0 else 0.0,
         }
+
+
+def _is_attacker(agent: Any) -> bool:
+    return getattr(agent, "role", AgentRole.Attacker) is AgentRole.Attacker
 
 
 def _fail(agent: Any, what: str) -> ArenaError:
@@ -105,7 +118,8 @@ def play_episodes(agent: Any, policy: Policy, episodes: int, rng: random.Random,
             observation = result
             if result.end:
                 break
-        outcome = EpisodeOutcome(0, episode, episode_return, steps, result.info.get("end_reason"))
+        outcome = EpisodeOutcome(0, episode, episode_return, steps, result.info.get("end_reason"),
+                                 _is_attacker(agent))
         if on_episode is not None:
             on_episode(outcome)
         yield outcome
@@ -138,7 +152,8 @@ def play_parallel(agent: Any, policy: Policy, episodes: int, rng: random.Random,
                 steps[i] += 1
                 if result.end and not reported[i]:
                     reported[i] = True
-                    outcome = EpisodeOutcome(i, episode, returns[i], steps[i], result.info.get("end_reason"))
+                    outcome = EpisodeOutcome(i, episode, returns[i], steps[i], result.info.get("end_reason"),
+                                             _is_attacker(agent))
                     finished += 1
                     if on_episode is not None:
                         on_episode(outcome)
