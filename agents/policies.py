@@ -15,6 +15,7 @@ so a seeded run repeats exactly.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -83,10 +84,24 @@ def _is_public(ip: IP) -> bool:
     return not ip.is_private()
 
 
+def _explored(network: Network, hosts: Iterable[IP]) -> bool:
+    """Whether any of ``hosts`` lies in ``network``."""
+    block = _NETWORKS.get(network)
+    if block is None:
+        block = _NETWORKS[network] = ipaddress.ip_network(f"{network.ip}/{network.mask}", strict=False)
+    return any(ipaddress.ip_address(host.ip) in block for host in hosts)
+
+
+_NETWORKS: dict[Network, Any] = {}
+
+
 def kill_chain_attacker(observation: Observation | None, rng: random.Random,
                         explore: float = 0.1) -> Action | None:
     """Scan, find services, exploit, find data, exfiltrate: the furthest stage the state
-    allows, chosen at random within the stage; ``explore`` of the time a random action."""
+    allows, chosen at random within the stage; ``explore`` of the time a random action.
+    Scanning networks where no other host is known and asking hosts for their services
+    are one stage, so neither an empty network nor a host without services holds the
+    chain up."""
     if observation is None or not hasattr(observation, "state"):
         return None
     state: GameState = observation.state
@@ -112,12 +127,19 @@ def kill_chain_attacker(observation: Observation | None, rng: random.Random,
                 for service in services)
     stages[2].extend(Action(ActionType.FindData, {"source_host": host, "target_host": host})
                      for host in controlled if host not in state.known_data)
+    private = [network for network in state.known_networks if network.is_private()]
+    # Discovery: networks where no other host is known yet (never scanned, or empty) and
+    # hosts with no known services (never asked, or none to find: a router), drawn from
+    # together. Neither kind can then hold the chain up by coming back forever.
+    stages[3].extend(Action(ActionType.ScanNetwork, {
+        "source_host": _source_for(state, None, rng), "target_network": network})
+        for network in private if not _explored(network, state.known_hosts - controlled))
     stages[3].extend(Action(ActionType.FindServices, {
         "source_host": _source_for(state, host, rng), "target_host": host})
         for host in state.known_hosts if host not in controlled and host not in state.known_services)
     stages[4].extend(Action(ActionType.ScanNetwork, {
         "source_host": _source_for(state, None, rng), "target_network": network})
-        for network in state.known_networks if network.is_private())
+        for network in private)
     for stage in stages:
         if stage:
             return _pick(stage, rng)
