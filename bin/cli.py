@@ -5,11 +5,13 @@
     arena world       one world worker
     arena gateway     NetSecGame's TCP + JSON protocol, for existing NetSecGame agents
     arena play        agents playing through the broker (progress bar, summary, --json)
-    arena monitor     live per-task figures from the trace, or JSONL
+    arena monitor     a live dashboard per task and game from the trace, or JSONL (bin/monitor.py)
     arena status      worlds, tasks, games and seats
     arena demo        attacker against defender on the default task, then a summary
     arena keys        CURVE keys for the broker and its clients (encryption, client allow-list)
     arena bench       the performance suite: steps/s, latency, server CPU per step (bin/bench.py)
+    arena replay      an episode of a trajectory file, step by step: actions, rewards, state changes
+    arena report      PNG plots and an HTML page from trajectory and trace JSONL files (bin/report.py)
 
 Installed as the ``arena`` console script; also ``python -m bin``.
 """
@@ -30,7 +32,6 @@ from typing import Any
 
 import click
 
-from agents.monitor import TraceFigures, TraceMonitor
 from agents.play import EpisodeOutcome, Summary, play_episodes, play_parallel
 from agents.policies import POLICIES
 from agents.status import query_status
@@ -40,6 +41,9 @@ from world import TaskConfigError, load_task
 
 from .bench import bench
 from .curve_options import curve_client, curve_client_options, curve_keys, keys
+from .monitor import monitor
+from .replay import replay
+from .report import report
 from .stack import Stack, write_endpoints
 
 __all__ = ["main"]
@@ -312,54 +316,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(summary))
         return
-    click.echo(f"{summary['episodes']} episodes: {summary['wins']} wins, {summary['detections']} detections, "
+    outcomes = f"{summary['detections']} detections" if not summary.get("losses") else f"{summary['losses']} losses"
+    click.echo(f"{summary['episodes']} episodes: {summary['wins']} wins, {outcomes}, "
                f"{summary['timeouts']} timeouts; mean return {summary['mean_return']:.1f}")
     click.echo(f"{summary['steps']} steps, {summary['steps_per_second']:,.0f} steps/s")
-
-
-@main.command()
-@click.option("--trace", "address", default=DEFAULT_ENDPOINTS["trace"], show_default=True)
-@click.option("--jsonl", type=click.Path(dir_okay=False), help="Append every trace message to this file.")
-@click.option("--once", is_flag=True, help="Collect for --seconds, print one snapshot and exit.")
-@click.option("--json", "as_json", is_flag=True, help="Snapshots as JSON.")
-@click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(0.1),
-              help="With --once: how long to collect. Otherwise: refresh interval.")
-@click.option("--duration", default=None, type=click.FloatRange(0.1), help="Stop after this many seconds.")
-@curve_client_options
-def monitor(address: str, jsonl: str | None, once: bool, as_json: bool, seconds: float,
-            duration: float | None, curve_server: str | None, curve_secret: str | None) -> None:
-    """Watch the trace: live per-task figures, or every message to a JSONL file."""
-    from contextlib import nullcontext
-
-    from protocol.jsonl import JsonlWriter
-
-    curve = curve_client(curve_server, curve_secret)
-    figures = TraceFigures()
-    stopping = threading.Event()
-    deadline = time.monotonic() + (seconds if once else duration or float("inf"))
-    with (TraceMonitor(address, curve=curve) as subscriber, _stop_on_signals(stopping.set),
-          JsonlWriter(jsonl) if jsonl else nullcontext() as sink):  # one descriptor for the whole run
-        next_print = time.monotonic() + seconds
-        while not stopping.is_set() and time.monotonic() < deadline:
-            for topic, message in subscriber.receive(min(0.5, max(0.0, deadline - time.monotonic()))):
-                figures.add_message(message)
-                if sink is not None:
-                    sink.append({"topic": topic, **message})
-            if not once and time.monotonic() >= next_print:
-                next_print += seconds
-                _show_figures(figures.snapshot(), as_json)
-    _show_figures(figures.snapshot(), as_json)  # the figures at the end, always
-
-
-def _show_figures(snapshot: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps(snapshot, default=str))
-        return
-    click.echo(f"[{snapshot['seconds']:.0f}s] {snapshot['messages']} messages, {snapshot['gaps']} gaps")
-    for name, task in snapshot["tasks"].items():
-        click.echo(f"  {name}: {task['steps']} steps ({task['steps_per_second']:,.0f}/s), {task['episodes']} "
-                   f"episodes, wins {task['wins']}, detections {task['detections']}, timeouts "
-                   f"{task['timeouts']}, mean return {task['mean_return']:.1f}, games {task['games']}")
 
 
 @main.command()
@@ -443,6 +403,9 @@ def _wait_for_seat(frontend: str, game: str, role: str, process: subprocess.Pope
 
 main.add_command(bench)
 main.add_command(keys)
+main.add_command(monitor)
+main.add_command(replay)
+main.add_command(report)
 
 if __name__ == "__main__":
     main()
