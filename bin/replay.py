@@ -31,6 +31,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -240,7 +241,7 @@ def _readable(file: str) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="arena-replay-") as directory:
         path = Path(directory) / "stdin.jsonl"
         with path.open("wb") as sink:
-            shutil.copyfileobj(click.get_binary_stream("stdin"), sink)
+            shutil.copyfileobj(sys.stdin.buffer, sink)
         yield str(path)
 
 
