@@ -158,13 +158,19 @@ def _key(value: Any) -> tuple[Any, ...] | None:
     return None
 
 
-def _network(value: Any, field: str) -> Network:
+def _interned_or(kind: str, parse: Any, value: Any, field: str) -> Any:
+    """The component a list of scalars stands for: the one made before for the same list
+    (checked then), else ``parse(value, field)``, kept for next time."""
     key = _key(value)
-    known = _interned.get(("n", key)) if key is not None else None
+    known = _interned.get((kind, key)) if key is not None else None
     if known is not None:
         return known
-    network = _network_checked(value, field)
-    return network if key is None else _intern(("n", key), network)
+    component = parse(value, field)
+    return component if key is None else _intern((kind, key), component)
+
+
+def _network(value: Any, field: str) -> Network:
+    return _interned_or("n", _network_checked, value, field)  # type: ignore[no-any-return]
 
 
 def _network_checked(value: Any, field: str) -> Network:
@@ -176,21 +182,11 @@ def _network_checked(value: Any, field: str) -> Network:
 
 
 def _service_from(value: Any, field: str) -> Service:
-    key = _key(value)
-    known = _interned.get(("s", key)) if key is not None else None
-    if known is not None:
-        return known
-    service = _service_checked(value, field)
-    return service if key is None else _intern(("s", key), service)
+    return _interned_or("s", _service_checked, value, field)  # type: ignore[no-any-return]
 
 
 def _data_from(value: Any, field: str) -> Data:
-    key = _key(value)
-    known = _interned.get(("d", key)) if key is not None else None
-    if known is not None:
-        return known
-    data = _data_checked(value, field)
-    return data if key is None else _intern(("d", key), data)
+    return _interned_or("d", _data_checked, value, field)  # type: ignore[no-any-return]
 
 
 def _service_checked(value: Any, field: str) -> Service:

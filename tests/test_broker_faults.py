@@ -19,6 +19,10 @@ import zmq
 from broker import Broker
 from protocol import PROTOCOL_FRAME, Command, ErrorCode, GameStatus, decode_reply, pack, seq_bytes
 
+from .fake_broker import context
+
+__all__ = ["context"]  # the fixture, imported for pytest
+
 WAIT = 10.0
 JOIN, STEP, BATCH = Command.JOIN.frame, Command.STEP.frame, Command.BATCH.frame
 READY, HEARTBEAT, DISCONNECT = Command.READY.frame, Command.HEARTBEAT.frame, Command.DISCONNECT.frame
@@ -81,13 +85,6 @@ class Agent(Peer):
     def reply(self, timeout: float = WAIT) -> tuple[list[bytes], Any]:
         frames = self.receive(timeout)
         return frames, decode_reply(frames[-1])
-
-
-@pytest.fixture
-def context() -> Iterator[zmq.Context]:
-    context = zmq.Context()
-    yield context
-    context.destroy(linger=0)
 
 
 @pytest.fixture
