@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import zmq
 
@@ -32,13 +32,12 @@ from .bench_script import Cursor
 __all__ = ["measure", "run_games", "run_lockstep", "run_parallel", "run_resets"]
 
 
-class _Player:
+class _Player(Protocol):
     """Plays until a deadline, counting into ``tally``."""
 
     tally: Tally
 
-    def play(self, deadline: float) -> None:
-        raise NotImplementedError
+    def play(self, deadline: float) -> None: ...
 
 
 def measure(player: _Player, settings: Settings, pids: Sequence[int]) -> Usage:

@@ -264,7 +264,6 @@ def _assert_trajectory(record: Any) -> None:
     assert len(trajectory["states"]) == MAX_STEPS + 1
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 def test_world_killed_while_writing_trajectories(tmp_path: Path) -> None:
     """SIGKILL a world 60 times while it appends long trajectory lines to one file: every
     complete line parses as a trajectory, each cut line is ended by the next writer, and
