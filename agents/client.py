@@ -96,20 +96,26 @@ def reset_body(request_trajectory: bool, randomize_topology: bool, seed: int | N
     return pack([bool(request_trajectory), bool(randomize_topology), seed])
 
 
-def join_body(task: str | None, role: AgentRole, game: str | None, name: str, *, retry: bool = False) -> bytes:
+def join_body(task: str | None, role: AgentRole, game: str | None, name: str, *, retry: bool = False,
+              catalog: bool = False) -> bytes:
     """A JOIN body; ``retry`` marks a resend, which a restarted broker holds until the worlds
-    that may host its seat have registered again (PROTOCOL.md §3.1)."""
-    body = {"task": task, "role": role.value, "game": game, "name": name}
+    that may host its seat have registered again; ``catalog`` asks for the game's catalog in
+    the join and reset replies (PROTOCOL.md §3.1)."""
+    body: dict[str, Any] = {"task": task, "role": role.value, "game": game, "name": name}
     if retry:
         body["retry"] = True
+    if catalog:
+        body["catalog"] = True
     return pack(body)
 
 
-def resend_frames(frames: list[bytes], join: tuple[str | None, AgentRole, str | None, str] | None) -> list[bytes]:
+def resend_frames(frames: list[bytes], join: tuple[str | None, AgentRole, str | None, str, bool] | None,
+                  ) -> list[bytes]:
     """A request's frames for a resend: the same, but a JOIN says it is one."""
     if join is None:
         return frames
-    return [*frames[:-1], join_body(*join, retry=True)]
+    task, role, game, name, catalog = join
+    return [*frames[:-1], join_body(task, role, game, name, retry=True, catalog=catalog)]
 
 
 def message_dict(reply: ReplyBody) -> dict[str, Any]:
@@ -148,9 +154,12 @@ class BaseAgent:
 
     def __init__(self, endpoint: str, role: AgentRole | str, *, task: str | None = None, game: str | None = None,
                  name: str | None = None, timeout: float = 120.0, retry_interval: float = RETRY_INTERVAL,
-                 curve: CurveClient | None = None, context: zmq.Context | None = None) -> None:
+                 curve: CurveClient | None = None, context: zmq.Context | None = None,
+                 catalog: bool = False) -> None:
         if not timeout > 0 or not retry_interval > 0:
             raise ValueError(f"timeout and retry_interval must be positive, got {timeout!r}, {retry_interval!r}")
+        #: Ask for the game's catalog (``info["catalog"]`` of join and reset replies).
+        self.want_catalog = bool(catalog)
         self._role = as_role(role)
         self._logger = logging.getLogger(type(self).__name__)
         self.endpoint = endpoint
@@ -216,7 +225,7 @@ class BaseAgent:
         if self._seat_frame is not None:
             return self._fail(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.ALREADY_JOINED,
                                              f"this agent already holds seat {self._seat}"))
-        body = join_body(self._task, self._role, self._join_game, self.name)
+        body = join_body(self._task, self._role, self._join_game, self.name, catalog=self.want_catalog)
         answer = self._request(_JOIN, b"", body, self.timeout)
         if answer is None:
             return None
@@ -332,7 +341,7 @@ class BaseAgent:
         if failure is not None:
             return self._fail(failure)
         key = (b"", seq) if command == _JOIN else (seat, seq)
-        join = (self._task, self._role, self._join_game, self.name) if command == _JOIN else None
+        join = (self._task, self._role, self._join_game, self.name, self.want_catalog) if command == _JOIN else None
         answers: list[tuple[bytes, ReplyBody | RequestFailure]] = []
         resends = await_replies({connection: {key: None}}, time.monotonic() + timeout,
                                 lambda _tag, reply_seat, reply: answers.append((reply_seat, reply)), self._logger,

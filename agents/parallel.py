@@ -128,7 +128,9 @@ class ParallelBaseAgent:
                  task: str | None = None, game: str | Sequence[str | None] | None = None,
                  name: str | None = None, batched: bool = True, timeout: float = 120.0,
                  retry_interval: float = RETRY_INTERVAL, curve: CurveClient | None = None,
-                 context: zmq.Context | None = None) -> None:
+                 context: zmq.Context | None = None, catalog: bool = False) -> None:
+        #: Ask for each game's catalog (``info["catalog"]`` of join and reset replies).
+        self.want_catalog = bool(catalog)
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if not timeout > 0 or not retry_interval > 0:
@@ -242,7 +244,7 @@ class ParallelBaseAgent:
             elif self._env_connections[env] is not None:
                 game = self._join_games[env]
                 if game not in packed:
-                    packed[game] = join_body(self._task, self._role, game, self.name)
+                    packed[game] = join_body(self._task, self._role, game, self.name, catalog=self.want_catalog)
                 bodies[env] = packed[game]
         for env, (seq, seat_frame, reply) in self._exchange(_JOIN, bodies, self.timeout).items():
             if isinstance(reply, RequestFailure):
@@ -417,7 +419,8 @@ class ParallelBaseAgent:
         def resend(key: Key, env: int) -> list[bytes]:
             body = bodies[env]
             if command == _JOIN:
-                body = join_body(self._task, self._role, self._join_games[env], self.name, retry=True)
+                body = join_body(self._task, self._role, self._join_games[env], self.name, retry=True,
+                                 catalog=self.want_catalog)
             return [PROTOCOL_FRAME, command, key[0], key[1], body]
 
         await_replies(pending, time.monotonic() + timeout, on_reply, self._logger, resend=resend,

@@ -296,7 +296,8 @@ class Broker:
                                                   frames[5]])
             return
         try:
-            task, role, game, name, retry = join_request(unpack(frames[5], MAX_BODY_BYTES))
+            request = unpack(frames[5], MAX_BODY_BYTES)
+            task, role, game, name, retry = join_request(request)
         except ProtocolError as error:
             self._error(client, _JOIN, b"", seq, ErrorCode.MALFORMED, str(error))
             return
@@ -314,7 +315,10 @@ class Broker:
             return
         from protocol import pack  # local: JOIN is rare
 
-        body = pack({"task": record.task, "role": role, "game": record.name, "name": name})
+        forwarded = {"task": record.task, "role": role, "game": record.name, "name": name}
+        if request.get("catalog") is True:
+            forwarded["catalog"] = True
+        body = pack(forwarded)
         self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, _JOIN, seat.seat, seq, body])
 
     def _on_batch(self, client: bytes, frames: list[bytes]) -> None:

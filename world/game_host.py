@@ -236,7 +236,7 @@ class GameHost:
                                                   f"This seat already plays in game {entry.game.name}.")))
             return
         try:
-            text, task_name, role, game_name, name = _join_arguments(seat, body)
+            text, task_name, role, game_name, name, catalog = _join_arguments(seat, body)
         except ProtocolError as error:
             self.released.append(_seat_text(seat))
             out.append(self._encode(self._malformed(tag, error)))
@@ -261,7 +261,7 @@ class GameHost:
         if game is None:
             game = self._new_game(task, game_name)
         entry = self.seats[seat] = _Seat(seat, text, game, client, seq)
-        replies = game.session.join(text, name, role, now, tag)
+        replies = game.session.join(text, name, role, now, tag, catalog=catalog)
         own = next((reply for reply in replies if reply.request is tag), None)
         if own is not None and own.status is GameStatus.BAD_REQUEST:
             del self.seats[seat]
@@ -436,8 +436,9 @@ def _text(value: Any, field: str, limit: int = 200) -> str:
     return value
 
 
-def _join_arguments(seat: bytes, body: bytes) -> tuple[str, str, str, str, str]:
-    """(seat text, task, role, game, name) of a JOIN the broker forwarded (task and game filled in)."""
+def _join_arguments(seat: bytes, body: bytes) -> tuple[str, str, str, str, str, bool]:
+    """(seat text, task, role, game, name, catalog) of a JOIN the broker forwarded (task and
+    game filled in)."""
     if not seat or len(seat) > MAX_SEAT_BYTES:
         raise ProtocolError("seat", f"1 to {MAX_SEAT_BYTES} bytes", f"{len(seat)} bytes")
     try:
@@ -448,8 +449,12 @@ def _join_arguments(seat: bytes, body: bytes) -> tuple[str, str, str, str, str]:
     if not isinstance(request, dict):
         raise ProtocolError("join", "a map {task, role, game, name}", describe(request))
     name = request.get("name")
+    catalog = request.get("catalog", False)
+    if not isinstance(catalog, bool):
+        raise ProtocolError("join.catalog", "true or false", describe(catalog))
     return (text, _text(request.get("task"), "join.task"), _text(request.get("role"), "join.role", 20),
-            _text(request.get("game"), "join.game"), "agent" if name is None else _text(name, "join.name"))
+            _text(request.get("game"), "join.game"), "agent" if name is None else _text(name, "join.name"),
+            catalog)
 
 
 def _reset_arguments(value: Any) -> tuple[bool, bool, int | None]:

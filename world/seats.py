@@ -31,7 +31,9 @@ from protocol import (
     Observation,
     ProtocolError,
 )
+from protocol.action_table import ActionTable
 
+from .catalog import catalog_of
 from .trajectory import Trajectory
 
 if TYPE_CHECKING:
@@ -124,6 +126,7 @@ class _Seat:
     held: _Held | None = None
     last_trajectory: Trajectory | None = None
     episode_return: float = 0
+    wants_catalog: bool = False   # join and reset replies carry the game's catalog
 
 
 # ---------------------------------------------------------------------- replies that start play
@@ -137,6 +140,10 @@ def welcome_reply(task: TaskConfig, world: GameWorld, entry: _Seat, held: _Held)
         "actions": list(_ACTION_NAMES),
         "configuration_hash": task.configuration_hash,
     }
+    if task.all_actions:
+        message["all_actions"] = ActionTable(catalog_of(world)).as_all_actions_json(catalog_of(world))
+    if entry.wants_catalog:
+        message["catalog"] = catalog_of(world).to_wire()
     return Reply(entry.seat, held.request, GameStatus.CREATED, Observation(entry.state, 0, False, {}), message)
 
 
@@ -151,6 +158,8 @@ def reset_reply(task: TaskConfig, world: GameWorld, entry: _Seat, held: _Held) -
     }
     if held.request_trajectory and entry.last_trajectory is not None:
         message["last_trajectory"] = entry.last_trajectory
+    if entry.wants_catalog:
+        message["catalog"] = catalog_of(world).to_wire()
     return Reply(entry.seat, held.request, GameStatus.RESET_DONE,
                  Observation(entry.state, 0, False, {}), message)
 

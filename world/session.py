@@ -134,7 +134,9 @@ class GameSession:
         return self._step_valid(seat, action, now, request)
 
     def join(self, seat: Hashable, name: str, role: AgentRole | str, now: float,
-             request: Any = None) -> list[Reply]:
+             request: Any = None, *, catalog: bool = False) -> list[Reply]:
+        """Take a seat; ``catalog`` puts the game's catalog in this seat's join and reset
+        replies (``message["catalog"]``, PROTOCOL.md §3.3)."""
         if seat in self.seats:
             return [Reply(seat, request, GameStatus.BAD_REQUEST, None, "Agent already exists.",
                           ErrorCode.ALREADY_JOINED)]
@@ -158,6 +160,7 @@ class GameSession:
                       lease_deadline=now + self.task.seat_lease,
                       status=AgentStatus.PlayingWithTimeout if role is AgentRole.Attacker else AgentStatus.Playing)
         entry.held = _Held("join", request, now + self.task.hold_timeout)
+        entry.wants_catalog = catalog
         self.seats[seat] = entry
         if self.events is not None:
             self._emit("join", entry, name=clean)

@@ -18,6 +18,8 @@ rewards, switches). netsec-arena adds:
         hold_timeout: 60         # seconds a held reply may wait (default 60)
         seat_lease: 600          # seconds a silent seat is kept (default 600)
         trajectory_dir: logs/trajectories   # where env.save_trajectories writes
+        all_actions: false       # join replies carry upstream's WhiteBox ``all_actions``
+                                 # (every concrete action, a JSON string; reference §7.1)
 
 What NetSecGame silently mangles we reject at load, naming the key and the reason
 (DESIGN §3): an invalid IP key, ``all`` in known_data, a non-numeric max_steps, an
@@ -78,7 +80,8 @@ DEFAULT_TASK = Path(__file__).with_name("tasks") / "default.yaml"
 _ROLE_KEYS = ("Attacker", "Defender", "Benign")
 _START_KEYS = ("known_networks", "known_hosts", "controlled_hosts", "known_services", "known_data")
 _GOAL_KEYS = (*_START_KEYS, "known_blocks")
-_ARENA_KEYS = ("name", "seats", "start", "allowed_roles", "hold_timeout", "seat_lease", "trajectory_dir")
+_ARENA_KEYS = ("name", "seats", "start", "allowed_roles", "hold_timeout", "seat_lease", "trajectory_dir",
+               "all_actions")
 _ENV_KEYS = ("scenario", "scenario_file", "use_global_defender", "use_dynamic_addresses",
              "use_firewall", "save_trajectories", "required_players", "rewards", "random_seed",
              "actions", "store_replay_buffer", "goal_reward", "detection_reward", "step_reward")
@@ -146,6 +149,8 @@ class TaskConfig:
     hold_timeout: float = 60.0
     seat_lease: float = 600.0
     trajectory_dir: str = "logs/trajectories"
+    #: join replies carry upstream's ``all_actions`` (WhiteBoxNetSecGame, reference §7.1)
+    all_actions: bool = False
     #: SHA-256 of the task's and scenario's content: the same on every world.
     configuration_hash: str = ""
 
@@ -267,6 +272,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         hold_timeout=float(hold_timeout),
         seat_lease=float(seat_lease),
         trajectory_dir=trajectory_dir,
+        all_actions=reader.flag(arena.get("all_actions"), "arena.all_actions", False),
         configuration_hash=hashlib.sha256(canonical.encode()).hexdigest(),
     )
 
