@@ -122,6 +122,8 @@ def join_request(body: Any) -> tuple[str | None, str, str | None, str, bool]:
         role = AgentRole.from_string(role).value  # type: ignore[arg-type]
     except ValueError:
         raise ProtocolError("join.role", "Attacker, Defender or Benign", describe(body.get("role"))) from None
+    if not isinstance(body.get("catalog", False), bool):
+        raise ProtocolError("join.catalog", "true or false", describe(body.get("catalog")))
     assert role is not None and name is not None
     return task, role, game, name, body.get("retry") is True
 
