@@ -41,6 +41,7 @@ from typing import Any
 import zmq
 
 from protocol import (
+    PASS,
     PROTOCOL_FRAME,
     Action,
     ActionType,
@@ -49,6 +50,7 @@ from protocol import (
     ErrorCode,
     GameStatus,
     Observation,
+    PassAction,
     ProtocolError,
     ReplyBody,
     pack,
@@ -251,16 +253,17 @@ class BaseAgent:
                           self._game, self._world)
         return Observation(observation.state, observation.reward, observation.end, info)
 
-    def make_step(self, action: Action) -> Observation | None:
-        """Play one game action. Returns the Observation, also for a FORBIDDEN reply (an
-        action after the episode ended, as upstream; ``last_error`` then says why), or
-        None when the reply carries none (BAD_REQUEST, timeout, ...)."""
-        if not isinstance(action, Action):
+    def make_step(self, action: Action | PassAction) -> Observation | None:
+        """Play one game action, or :data:`~protocol.PASS` (a counted step that changes
+        nothing). Returns the Observation, also for a FORBIDDEN reply (an action after the
+        episode ended, as upstream; ``last_error`` then says why), or None when the reply
+        carries none (BAD_REQUEST, timeout, ...)."""
+        if action is not PASS and not isinstance(action, Action):
             raise ValueError("Incorrect data type! Data should be ONLY of type Action")
         seat = self._seat_frame
         if seat is None:
             return self._not_joined()
-        if action.action_type in _PROTOCOL_ACTIONS:
+        if isinstance(action, Action) and action.action_type in _PROTOCOL_ACTIONS:
             return self._fail(protocol_action_failure(action))
         try:
             body = pack_action(action)

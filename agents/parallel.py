@@ -54,6 +54,7 @@ from typing import Any
 import zmq
 
 from protocol import (
+    PASS,
     PROTOCOL_FRAME,
     Action,
     AgentRole,
@@ -61,6 +62,7 @@ from protocol import (
     ErrorCode,
     GameStatus,
     Observation,
+    PassAction,
     ProtocolError,
     ReplyBody,
     pack_action,
@@ -258,11 +260,12 @@ class ParallelBaseAgent:
                            self._num_envs)
         return results
 
-    def make_step(self, actions: Sequence[Action | None]) -> list[Observation | None]:
-        """One action per env (exactly ``num_envs``, else ValueError). Done envs are not
-        sent and give None; a live env's Observation comes back (also a FORBIDDEN one,
-        as upstream), or None on failure. An env whose result is None or ends its
-        episode becomes done."""
+    def make_step(self, actions: Sequence[Action | PassAction | None]) -> list[Observation | None]:
+        """One action per env (exactly ``num_envs``, else ValueError); :data:`~protocol.PASS`
+        is a counted step that changes nothing, None is no step (a live env's None is a
+        failure, not sent). Done envs are not sent and give None; a live env's Observation
+        comes back (also a FORBIDDEN one, as upstream), or None on failure. An env whose
+        result is None or ends its episode becomes done."""
         count = self._num_envs
         if isinstance(actions, Action):
             raise ValueError(f"Expected {count} actions, got one Action (make_step always takes a list)")
@@ -278,6 +281,8 @@ class ParallelBaseAgent:
                 continue
             if seats[env] is None:
                 self._fail(env, _NOT_JOINED)
+            elif action is PASS:
+                bodies[env] = pack_action(PASS)
             elif not isinstance(action, Action):
                 self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.MALFORMED,
                                                f"Data should be ONLY of type Action, got {type(action).__name__}"))

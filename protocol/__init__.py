@@ -9,7 +9,7 @@ compact msgpack forms, error codes and the protocol version.
 
 from __future__ import annotations
 
-from .action import REQUIRED_PARAMETERS, Action, validate_action
+from .action import PASS, REQUIRED_PARAMETERS, Action, PassAction, validate_action
 from .compact import (
     action_from_compact,
     action_from_packed,
@@ -36,6 +36,7 @@ __all__ = [
     "IP",
     "MAX_BODY_BYTES",
     "MAX_SEQ_BYTES",
+    "PASS",
     "PROTOCOL_FRAME",
     "PROTOCOL_VERSION",
     "REQUIRED_PARAMETERS",
@@ -55,6 +56,7 @@ __all__ = [
     "GameStatus",
     "Network",
     "Observation",
+    "PassAction",
     "ProtocolError",
     "ReplyBody",
     "Service",

@@ -9,7 +9,7 @@ so the world never meets a half-formed action.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar, final
 
 import attrs
 
@@ -17,7 +17,7 @@ from .components import IP, AgentInfo, Data, Network, Service, _expect_mapping
 from .enums import ActionType
 from .errors import ProtocolError, describe
 
-__all__ = ["REQUIRED_PARAMETERS", "Action", "validate_action"]
+__all__ = ["PASS", "REQUIRED_PARAMETERS", "Action", "PassAction", "validate_action"]
 
 
 def _parse_flag(value: Any, field: str) -> bool:
@@ -183,6 +183,42 @@ class Action:
         except (ValueError, TypeError, RecursionError) as error:
             raise ProtocolError("action", "a JSON object", f"invalid JSON ({error})") from None
         return cls.from_dict(data)
+
+
+@final
+class PassAction:
+    """The type of :data:`PASS`, the counted no-op step. A singleton: ``PassAction() is PASS``.
+
+    An RL environment needs a step that does nothing (a masked action, a learner that
+    waits): PASS is a game step of the seat that sent it, so it counts towards max_steps
+    and earns the step reward, but it changes nothing in the world. Its compact form is
+    msgpack nil (PROTOCOL.md §3.2). It is not an :class:`Action` and not part of
+    NetSecGame's protocol: the gateway never produces it.
+    """
+
+    __slots__ = ()
+    _instance: ClassVar[PassAction | None] = None
+
+    def __new__(cls) -> PassAction:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "PASS"
+
+    def __reduce__(self) -> str:
+        return "PASS"  # pickles as the module-level singleton
+
+    def __copy__(self) -> PassAction:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> PassAction:
+        return self
+
+
+#: The counted no-op step (see :class:`PassAction`).
+PASS = PassAction()
 
 
 def validate_action(action: Any) -> Action:

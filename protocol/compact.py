@@ -13,6 +13,7 @@ untrusted input and raises ProtocolError naming the field.
                   (lists of IPs / Networks; maps IP -> list of Service / Data / IP)
     Action        [type code, parameters...] in the order of REQUIRED_PARAMETERS
                   (ResetGame: [code, request_trajectory, randomize_topology, seed])
+    PASS          nil (the counted no-op step, protocol.action.PASS)
     Observation   [packed state, reward, end, info]   (the state as msgpack bytes in a bin)
 
 A packed state is cached on the (immutable) GameState, so an unchanged state is
@@ -29,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from .action import REQUIRED_PARAMETERS, Action, _parse_flag, _parse_seed
+from .action import PASS, REQUIRED_PARAMETERS, Action, PassAction, _parse_flag, _parse_seed
 from .components import IP, AgentInfo, Data, Network, Service
 from .enums import ActionType, AgentRole
 from .errors import ProtocolError, describe
@@ -55,6 +56,8 @@ ACTION_BY_CODE: list[ActionType] = list(ActionType)
 _RESET_KEYS = ("request_trajectory", "randomize_topology", "seed")
 
 _packer = msgpack.Packer(use_bin_type=True)
+#: PASS on the wire: a STEP body of msgpack nil.
+PASS_BODY = b"\xc0"
 
 #: Decoded states kept by their packed bytes, and interned components, at most (each).
 STATE_CACHE_SIZE = 4096
@@ -256,9 +259,12 @@ def _parameter_to_compact(value: Any) -> Any:
     return value
 
 
-def action_to_compact(action: Action) -> list[Any]:
-    """``[code, p1, p2, ...]``; a BlockIP's ``blocked_ip`` is sent as ``blocked_host``.
-    Computed once per action object (treat the list as read-only)."""
+def action_to_compact(action: Action | PassAction) -> list[Any] | None:
+    """``[code, p1, p2, ...]``; a BlockIP's ``blocked_ip`` is sent as ``blocked_host``;
+    None for PASS. Computed once per action object (treat the list as read-only)."""
+    if action is PASS:
+        return None
+    assert isinstance(action, Action)
     compact = action._compact
     if compact is None:
         compact = _action_to_compact(action)
@@ -266,8 +272,11 @@ def action_to_compact(action: Action) -> list[Any]:
     return compact
 
 
-def pack_action(action: Action) -> bytes:
-    """The packed compact form, computed once per action object."""
+def pack_action(action: Action | PassAction) -> bytes:
+    """The packed compact form, computed once per action object (PASS: nil)."""
+    if action is PASS:
+        return PASS_BODY
+    assert isinstance(action, Action)
     packed = action._packed
     if packed is None:
         packed = pack(action_to_compact(action))
@@ -275,12 +284,17 @@ def pack_action(action: Action) -> bytes:
     return packed
 
 
-def action_from_packed(data: bytes) -> Action:
+def action_from_packed(data: bytes) -> Action | PassAction:
     """The action whose packed compact form is ``data``: decoded and checked once, then the
-    same immutable object for the same bytes (a bounded cache, as for states)."""
+    same immutable object for the same bytes (a bounded cache, as for states); PASS for nil."""
+    if data == PASS_BODY:
+        return PASS
     action = _actions.get(data)
     if action is None:
-        action = action_from_compact(unpack(data))
+        decoded = action_from_compact(unpack(data))
+        if decoded is PASS:  # not reached (nil is only b"\xc0"); for the type checker
+            return PASS
+        action = decoded
         data = bytes(data)
         object.__setattr__(action, "_packed", data)
         if len(_actions) >= STATE_CACHE_SIZE:
@@ -325,7 +339,10 @@ def _agent_info(value: Any, field: str) -> AgentInfo:
         raise ProtocolError(f"{field}[1]", "Attacker, Defender or Benign", describe(role)) from None
 
 
-def action_from_compact(value: Any, field: str = "action") -> Action:
+def action_from_compact(value: Any, field: str = "action") -> Action | PassAction:
+    """An action from its compact form, checked; nil is PASS."""
+    if value is None:
+        return PASS
     items = _list(value, field)
     if not items:
         raise ProtocolError(field, "[type code, parameters...]", "an empty list")

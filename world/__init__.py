@@ -9,27 +9,40 @@ and game sessions (the coordinator's job, free of I/O).
 
 from __future__ import annotations
 
+from .agents_config import AGENT_TYPES, TEAMS, AgentSpec, MapEntry, scenario_catalog
 from .game_world import LOG_FILE, GameWorld, goal_reached
 from .global_defender import DETECTION_RULES, is_detected
 from .remap import remap_addresses, rewrite_addresses
+from .rewards import COMPONENT_TYPES, RewardComponent, RewardFunction
 from .scenario import SCENARIO_FILES, Scenario, ScenarioError, load_scenario
+from .scripted import ScriptedAgent, scripted_seat_id
+from .seats import HistoryRecord
 from .session import MALFORMED_MESSAGE, GameSession, Reply, sanitize_agent_name
 from .task import DEFAULT_TASK, RewardConfig, RoleConfig, TaskConfig, TaskConfigError, View, load_task, parse_task
 from .trajectory import Trajectory, append_line, trajectory_file_name
 
 __all__ = [
+    "AGENT_TYPES",
+    "COMPONENT_TYPES",
     "DEFAULT_TASK",
     "DETECTION_RULES",
     "LOG_FILE",
     "MALFORMED_MESSAGE",
     "SCENARIO_FILES",
+    "TEAMS",
+    "AgentSpec",
     "GameSession",
     "GameWorld",
+    "HistoryRecord",
+    "MapEntry",
     "Reply",
+    "RewardComponent",
     "RewardConfig",
+    "RewardFunction",
     "RoleConfig",
     "Scenario",
     "ScenarioError",
+    "ScriptedAgent",
     "TaskConfig",
     "TaskConfigError",
     "Trajectory",
@@ -43,5 +56,7 @@ __all__ = [
     "remap_addresses",
     "rewrite_addresses",
     "sanitize_agent_name",
+    "scenario_catalog",
+    "scripted_seat_id",
     "trajectory_file_name",
 ]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from protocol import (
+    PASS,
     Action,
     ActionType,
     AgentRole,
@@ -29,6 +30,7 @@ from protocol import (
     GameState,
     GameStatus,
     Observation,
+    PassAction,
     ProtocolError,
 )
 from protocol.action_table import ActionTable
@@ -38,14 +40,18 @@ from .trajectory import Trajectory
 
 if TYPE_CHECKING:
     from .game_world import GameWorld
+    from .rewards import RewardFunction
+    from .scripted import ScriptedAgent
     from .task import TaskConfig
 
 __all__ = [
     "ENDED_INFO",
     "MALFORMED_MESSAGE",
+    "HistoryRecord",
     "Reply",
     "bad_reply",
     "busy_reply",
+    "finish_records",
     "malformed_reply",
     "not_joined_reply",
     "reset_reply",
@@ -96,6 +102,30 @@ def sanitize_agent_name(name: str, fallback: str = "agent") -> str:
     return cleaned or fallback
 
 
+@attrs.frozen
+class HistoryRecord:
+    """One game step of a seat, as its action history keeps it (rl-environments.md §2.6).
+
+    ``step`` counts the seat's steps in the episode (1, 2, ...); ``tick`` is the game's tick
+    when it acted (:mod:`world.scripted`); ``action`` an Action or PASS; ``changed`` whether
+    the step gave the seat a new state; ``status`` its status after the step (the final
+    one for the episode's last record); ``reward`` what the step earned, the end-of-episode
+    reward included on the last record (so the rewards add up to the episode's return);
+    ``breakdown`` the reward's components for a seat with a reward function, else None."""
+
+    step: int
+    tick: int
+    action: Action | PassAction
+    changed: bool
+    status: AgentStatus
+    reward: float
+    breakdown: dict[str, float] | None = attrs.field(default=None, hash=False)
+
+    @property
+    def passed(self) -> bool:
+        return self.action is PASS
+
+
 @attrs.define(eq=False)
 class _Held:
     kind: str                # "join", "step", "reset"
@@ -127,6 +157,17 @@ class _Seat:
     last_trajectory: Trajectory | None = None
     episode_return: float = 0
     wants_catalog: bool = False   # join and reset replies carry the game's catalog
+    ref: str | None = None        # the agents: entry it plays (scripted, or a proxy)
+    script: ScriptedAgent | None = None   # a scripted seat's agent (None: an external seat)
+    reward_fn: RewardFunction | None = None   # None: NetSecGame's rewards, no breakdown
+    breakdown: dict[str, float] | None = None  # the last step's reward components
+    #: this episode's history, rows of HistoryRecord's fields (made into records on demand)
+    records: list[list[Any]] = attrs.Factory(list)
+    last_records: list[list[Any]] | None = None
+    #: [ref, step, compact action or None, reward] of scripted turns not yet reported
+    scripted_seen: list[list[Any]] = attrs.Factory(list)
+    bystander: bool = False       # its episode ended because every attacker's did
+    final_part: float = 0         # what the end-of-episode assignment added
 
 
 # ---------------------------------------------------------------------- replies that start play
@@ -183,3 +224,20 @@ def busy_reply(seat: Hashable, request: Any, entry: _Seat) -> Reply:
     assert entry.held is not None
     return bad_reply(seat, request, ErrorCode.BUSY,
                      f"A {entry.held.kind} request of this seat is still waiting for its reply.")
+
+
+def finish_records(entry: _Seat) -> None:
+    """The episode's last history record gets the final status and reward: a bystander's
+    end-of-episode reward is added to it, an ended step's record takes the step's total."""
+    if not entry.records:
+        return
+    last = entry.records[-1]
+    last[4] = entry.status
+    if entry.bystander:
+        last[5] = last[5] + entry.reward
+        if entry.breakdown is not None and last[6] is not None:
+            last[6] = {key: last[6].get(key, 0.0) + value for key, value in entry.breakdown.items()}
+    else:
+        last[5] = entry.reward
+        if entry.breakdown is not None:
+            last[6] = dict(entry.breakdown)

@@ -9,8 +9,15 @@ the replies each event releases, shaped as NetSecGame's (reference netsecgame.md
 * an agent whose episode ended waits for the others; the episode's final rewards are
   assigned once every agent's episode has ended (reference §3.4);
 * defenders and benign agents have no goal check; their episode ends when every
-  attacker's episode has ended (they are told on their next request) or at their own
-  max_steps;
+  attacker's episode has ended (they are told on their next request, or in the reply to
+  the step during which it happened) or at their own max_steps;
+* a step may be :data:`~protocol.PASS`: a counted game step that changes nothing (steps,
+  the step reward, max_steps and the goal check as for any step; no global-defender
+  check, no log entry, not in the upstream-format trajectory; a trace step event with
+  action None);
+* a task's ``agents:`` play inside the game (:mod:`world.scripted`), and seats with a
+  reward function earn it (:mod:`world.rewards`); every seat keeps an action history
+  (:meth:`GameSession.history`);
 * a reset is held until every agent asked; conflicting seeds or topology votes are
   answered BAD_REQUEST and nothing stops; a reset without a seed is valid;
 * held replies expire after the task's ``hold_timeout``; seats expire after
@@ -29,14 +36,15 @@ The seat records and the reply shapes it fills in live in :mod:`world.seats`.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
 from protocol import (
     GAME_ACTIONS,
+    PASS,
     Action,
     ActionType,
     AgentInfo,
@@ -45,13 +53,14 @@ from protocol import (
     ErrorCode,
     GameStatus,
     Observation,
+    PassAction,
     ProtocolError,
-    action_to_compact,
     validate_action,
 )
 
 from .game_world import GameWorld, goal_reached
 from .global_defender import action_key, is_detected
+from .rewards import assign_final_rewards, zero_breakdown
 from .seats import (
     _PLAYING,
     ENDED_INFO,
@@ -61,21 +70,23 @@ from .seats import (
     _Seat,
     bad_reply,
     busy_reply,
+    finish_records,
     malformed_reply,
     not_joined_reply,
-    reset_reply,
     sanitize_agent_name,
-    welcome_reply,
 )
+from .session_reset import ResetRules
 from .task import TaskConfig
-from .trajectory import Trajectory, append_line, trajectory_file_name
+from .trajectory import Trajectory
 
 __all__ = ["MALFORMED_MESSAGE", "GameSession", "Reply", "sanitize_agent_name"]
 
 log = logging.getLogger(__name__)
 
-class GameSession:
-    """One game of one task: its world, its seats, its episode."""
+
+class GameSession(ResetRules):
+    """One game of one task: its world, its seats (external ones in ``seats``, scripted
+    ones in ``scripted``), its episode."""
 
     def __init__(self, task: TaskConfig, *, seed: int = 42, name: str = "game") -> None:
         self.task = task
@@ -92,13 +103,20 @@ class GameSession:
         #: False keeps only join/quit/reset/episode events.
         self.events: list[dict[str, Any]] | None = None
         self.step_events = True
+        self.scripted: list[_Seat] = []
+        #: the game's tick this episode (world.scripted)
+        self.tick_count = 0
+        self._acted: set[Hashable] = set()
+        self._tick_zero_due = False
+        self._stepping: _Seat | None = None
+        self._has_scripted = bool(task.scripted_agents)
 
     # ------------------------------------------------------------------ queries
     @property
     def started(self) -> bool:
         counts = Counter(seat.role for seat in self.seats.values())
-        return (counts.get(AgentRole.Attacker, 0) >= 1
-                and all(counts.get(role, 0) >= wanted for role, wanted in self.task.start.items()))
+        attackers = counts.get(AgentRole.Attacker, 0) + sum(s.role is AgentRole.Attacker for s in self.scripted)
+        return attackers >= 1 and all(counts.get(role, 0) >= wanted for role, wanted in self.task.start.items())
 
     def free_seats(self, role: AgentRole) -> int:
         taken = sum(1 for seat in self.seats.values() if seat.role is role)
@@ -115,7 +133,9 @@ class GameSession:
 
     # ------------------------------------------------------------------ entry points
     def handle(self, seat: Hashable, action: Any, now: float, request: Any = None) -> list[Reply]:
-        """Dispatch any action (the NetSecGame protocol's single entry point)."""
+        """Dispatch any action (the NetSecGame protocol's single entry point), or PASS."""
+        if action is PASS:
+            return self._step_valid(seat, PASS, now, request)
         try:
             action = validate_action(action)
         except ProtocolError as error:
@@ -162,15 +182,20 @@ class GameSession:
         entry.held = _Held("join", request, now + self.task.hold_timeout)
         entry.wants_catalog = catalog
         self.seats[seat] = entry
+        self._take_proxy(entry)
         if self.events is not None:
             self._emit("join", entry, name=clean)
+        if self._has_scripted and not self.scripted:
+            self._create_scripted()
         log.debug("%s: %s joined as %s", self.name, clean, role.value)
         return self._renewed(self._release_started(), now)
 
-    def step(self, seat: Hashable, action: Action, now: float, request: Any = None, *,
+    def step(self, seat: Hashable, action: Action | PassAction, now: float, request: Any = None, *,
              validated: bool = False) -> list[Reply]:
-        """One game action (ScanNetwork ... BlockIP) of one seat. ``validated`` skips the
-        parameter check for actions that ``protocol.action_from_compact`` already made."""
+        """One game action (ScanNetwork ... BlockIP) or PASS of one seat. ``validated`` skips
+        the parameter check for actions that ``protocol.action_from_compact`` already made."""
+        if action is PASS:
+            return self._step_valid(seat, PASS, now, request)
         if not isinstance(action, Action) or action.action_type not in GAME_ACTIONS:
             return self.handle(seat, action, now, request)
         if not validated:
@@ -180,7 +205,7 @@ class GameSession:
                 return [malformed_reply(seat, request, error)]
         return self._step_valid(seat, action, now, request)
 
-    def _step_valid(self, seat: Hashable, action: Action, now: float, request: Any) -> list[Reply]:
+    def _step_valid(self, seat: Hashable, action: Action | PassAction, now: float, request: Any) -> list[Reply]:
         entry = self.seats.get(seat)
         if entry is None:
             return [not_joined_reply(seat, request)]
@@ -254,44 +279,67 @@ class GameSession:
         for entry in list(self.seats.values()):
             replies += self._remove(entry, reason)
         self.seats.clear()
+        self.scripted.clear()
         return replies
 
     # ------------------------------------------------------------------ playing
     def _attacker_playing(self) -> bool:
-        return any(s.role is AgentRole.Attacker and not s.ended for s in self.seats.values())
+        return any(s.role is AgentRole.Attacker and not s.ended for s in self._players())
 
-    def _play(self, entry: _Seat, action: Action, now: float, request: Any) -> list[Reply]:
+    def _act(self, entry: _Seat, action: Action | PassAction) -> None:
+        """One game step of any seat, external or scripted: state, status, reward, history."""
         task = self.task
         old_state = entry.state
         entry.steps += 1
         self.steps_total += 1
-        state = self.world.step(old_state, action, entry.seat, entry.role)
+        passing = action is PASS
+        state = old_state if passing else self.world.step(old_state, action, entry.seat, entry.role)
         entry.state = state
         status = entry.status
         if (entry.role is AgentRole.Attacker and (state is not old_state or entry.steps == 1)
                 and goal_reached(state, entry.goal)):
             status = AgentStatus.Success
-        elif task.use_global_defender and self._detected(entry, action):
+        elif task.use_global_defender and not passing and self._detected(entry, action):
             status = AgentStatus.Fail
         else:
             max_steps = task.roles[entry.role].max_steps
             if max_steps and entry.steps >= max_steps:
                 status = AgentStatus.TimeoutReached
-        if task.use_global_defender:
+        if task.use_global_defender and not passing:
             entry.history.append(action)
         entry.status = status
-        entry.reward = task.rewards.step
-        if status in _PLAYING:
-            entry.trajectory.add_step(action, entry.reward, state)
+        function = entry.reward_fn
+        if function is None:
+            entry.reward = task.rewards.step
+        else:
+            entry.breakdown = function.step_breakdown(task.rewards, old_state, state, action,
+                                                      status is AgentStatus.Fail, self._attacker_hosts,
+                                                      self._reward_of)
+            entry.reward = math.fsum(entry.breakdown.values())
+        entry.records.append([entry.steps, self.tick_count, action, state is not old_state, status, entry.reward,
+                              entry.breakdown])
+
+    def _play(self, entry: _Seat, action: Action | PassAction, now: float, request: Any) -> list[Reply]:
+        self._act(entry, action)
+        if entry.status not in _PLAYING:
+            entry.ended = True
+            entry.trajectory.end_reason = entry.status
+            if entry.role is AgentRole.Attacker and not self._attacker_playing():
+                self._end_bystanders()
+        if self.scripted:
+            self._stepping = entry
+            try:
+                self._round_action(entry)  # the scripted turns this completes may end its episode
+            finally:
+                self._stepping = None
+        if not entry.ended:
+            if action is not PASS:
+                entry.trajectory.add_step(action, entry.reward, entry.state)
             entry.episode_return += entry.reward
-            if self.events is not None and self.step_events:
-                self._emit_step(entry, action, False)
-            return [Reply(entry.seat, request, GameStatus.OK, Observation(state, entry.reward, False, {}))]
-        entry.ended = True
-        entry.trajectory.end_reason = status
-        entry.held = _Held("step", request, now + task.hold_timeout, action=action)
-        if entry.role is AgentRole.Attacker and not self._attacker_playing():
-            self._end_bystanders()
+            self._emit_step(entry, action, False)
+            return [Reply(entry.seat, request, GameStatus.OK,
+                          Observation(entry.state, entry.reward, False, self._info(entry, {})))]
+        entry.held = _Held("step", request, now + self.task.hold_timeout, action=action)
         return self._maybe_finish()
 
     def _detected(self, entry: _Seat, action: Action) -> bool:
@@ -301,127 +349,59 @@ class GameSession:
 
     def _end_bystanders(self) -> None:
         """Every attacker is done: defenders' and benign agents' episodes end too."""
-        for other in self.seats.values():
+        for other in self._players():
             if other.role is not AgentRole.Attacker and not other.ended:
                 other.ended = True
-                other.told_end = other.held is not None
+                if other is self._stepping:  # its own step's reply tells it, with that step's reward
+                    continue
+                other.bystander = True
+                other.told_end = other.held is not None or other.script is not None
                 other.reward = 0  # their last step's reward was already given
+                if other.reward_fn is not None:
+                    other.breakdown = zero_breakdown(other.reward_fn)
 
     def _maybe_finish(self) -> list[Reply]:
         """Once every episode ended: assign final rewards (reference §3.4), release holds."""
-        if not self.seats or not all(s.ended for s in self.seats.values()):
+        if not self.seats or not all(s.ended for s in self._players()):
             return []
         if not self._rewards_assigned:
             self._rewards_assigned = True
-            rewards = self.task.rewards
-            attack_won = any(s.role is AgentRole.Attacker and s.status is AgentStatus.Success
-                             for s in self.seats.values())
-            for s in self.seats.values():
-                if s.role is AgentRole.Attacker:
-                    s.reward += rewards.success if s.status is AgentStatus.Success else rewards.fail
-                elif s.role is AgentRole.Defender:
-                    s.status = AgentStatus.Fail if attack_won else AgentStatus.Success
-                    s.reward += rewards.fail if attack_won else rewards.success
-                    s.reward += self.world.false_positives[s.seat] * rewards.false_positive
-                    s.trajectory.end_reason = s.status
+            assign_final_rewards(self._players(), self.task.rewards, self.world.false_positives)
+            for s in self._players():
+                finish_records(s)
+            for s in self.scripted:
+                s.trajectory.add_final_reward(s.final_part)
+                s.episode_return += s.final_part
+                self._emit_episode(s)
         replies = []
         for s in self.seats.values():
             if s.held is not None and s.held.kind == "step":
                 held, s.held = s.held, None
-                assert held.action is not None
-                s.trajectory.add_step(held.action, s.reward, s.state)
+                if held.action is PASS:
+                    s.trajectory.add_final_reward(s.final_part)
+                else:
+                    assert isinstance(held.action, Action)
+                    s.trajectory.add_step(held.action, s.reward, s.state)
                 s.episode_return += s.reward
-                if self.events is not None:
-                    if self.step_events:
-                        self._emit_step(s, held.action, True)
-                    self._emit_episode(s)
+                if held.action is not None:
+                    self._emit_step(s, held.action, True)
+                self._emit_episode(s)
                 replies.append(Reply(s.seat, held.request, GameStatus.OK, self._observation(s, end=True)))
                 s.told_end = True
         return replies
 
     def _observation(self, entry: _Seat, *, end: bool) -> Observation:
         info = {} if entry.status in _PLAYING else {"end_reason": str(entry.status)}
-        return Observation(entry.state, entry.reward, end, info)
+        return Observation(entry.state, entry.reward, end, self._info(entry, info))
 
-    # ------------------------------------------------------------------ starting
-    def _release_started(self) -> list[Reply]:
-        if not self.started:
-            return []
-        replies = []
-        for s in self.seats.values():
-            held = s.held
-            if held is None:
-                continue
-            if held.kind == "join":
-                s.held = None
-                replies.append(welcome_reply(self.task, self.world, s, held))
-            elif held.kind == "reset" and held.done:
-                s.held = None
-                replies.append(reset_reply(self.task, self.world, s, held))
-        return replies
-
-    # ------------------------------------------------------------------ resetting
-    def _maybe_reset(self) -> list[Reply]:
-        voters = list(self.seats.values())
-        if not voters or any(s.reset_vote is None or s.held is None or s.held.kind != "reset"
-                             or s.held.done for s in voters):
-            return self._release_started()
-        seeds = {s.reset_vote[0] for s in voters if s.reset_vote and s.reset_vote[0] is not None}
-        topology = {s.reset_vote[1] for s in voters if s.reset_vote and s.reset_vote[0] is not None}
-        problem = None
-        if len(seeds) > 1:
-            problem = (ErrorCode.SEED_CONFLICT, "Agents disagree on the seed "
-                       f"({', '.join(map(str, sorted(seeds)))}); nothing was reset.")
-        elif len(topology) > 1:
-            problem = (ErrorCode.TOPOLOGY_CONFLICT, "Agents disagree on the topology change; "
-                       "nothing was reset.")
-        if problem is not None:
-            replies = []
-            for s in voters:
-                held, s.held, s.reset_vote = s.held, None, None
-                assert held is not None
-                replies.append(bad_reply(s.seat, held.request, problem[0], problem[1]))
-            return replies
-        self._run_reset(next(iter(seeds), None), next(iter(topology), False))
-        if self.events is not None:
-            for s in voters:
-                self._emit("reset", s)
-        for s in voters:
-            assert s.held is not None
-            s.held.done = True
-        return self._release_started()
-
-    def _run_reset(self, seed: int | None, randomize: bool) -> None:
-        """The world reset and the agents' new episode (reference §3.5 step 3)."""
-        if seed is not None:
-            self.rng.seed(seed)
-        self.world.reset(randomize_topology=randomize and self.task.use_dynamic_addresses)
-        if self.task.save_trajectories:
-            self._save_trajectories()
-        self._new_episode()
-
-    def _new_episode(self) -> None:
-        self.episode += 1
-        self._rewards_assigned = False
-        for s in self.seats.values():
-            config = self.task.roles[s.role]
-            s.last_trajectory = s.trajectory
-            s.state = self.world.start_state(config.start)
-            s.goal = self.world.goal_state(config.goal)
-            s.trajectory = Trajectory(s.name, s.role, s.state)
-            s.steps, s.reward, s.ended, s.told_end, s.episode_return = 0, 0, False, True, 0
-            s.status = AgentStatus.PlayingWithTimeout if s.role is AgentRole.Attacker else AgentStatus.Playing
-            s.history.clear()
-            s.repeats.clear()
-            s.reset_vote = None
-
-    def _save_trajectories(self) -> None:
-        directory = Path(self.task.trajectory_dir)
-        for s in self.seats.values():
-            try:
-                append_line(directory / trajectory_file_name(s.name, s.role), s.trajectory.as_dict())
-            except OSError as error:
-                log.error("%s: cannot save the trajectory of %s: %s", self.name, s.name, error)
+    def _info(self, entry: _Seat, info: dict[str, Any]) -> dict[str, Any]:
+        """A step reply's info: the reward's breakdown for a seat with a reward function;
+        the scripted turns since the seat's last step reply in a task with scripted agents."""
+        if entry.reward_fn is not None and entry.breakdown is not None:
+            info["reward_breakdown"] = dict(entry.breakdown)
+        if self._has_scripted:
+            info["scripted"], entry.scripted_seen = entry.scripted_seen, []
+        return info
 
     # ------------------------------------------------------------------ leaving
     def _remove(self, entry: _Seat, reason: str) -> list[Reply]:
@@ -439,9 +419,13 @@ class GameSession:
     def _after_removal(self) -> list[Reply]:
         if not self.seats:
             # Nobody left: the next session starts from a fresh world (DESIGN §3).
+            self._drop_scripted("the last external seat left")
             self.world.reset()
             self._rewards_assigned = False
             return []
+        if self.scripted:
+            self._end_round_if_done()
+            self._end_unwatched()
         if not self._attacker_playing():
             self._end_bystanders()
         replies = self._maybe_finish()
@@ -477,17 +461,3 @@ class GameSession:
         """The reply to a request that could not even be parsed (BAD_REQUEST, MALFORMED)."""
         return malformed_reply(seat, request, error)
 
-    # ------------------------------------------------------------------ trace
-    def _emit(self, kind: str, entry: _Seat, **fields: Any) -> None:
-        assert self.events is not None
-        self.events.append({"kind": kind, "task": self.task.name, "game": self.name, "seat": entry.seat,
-                            "role": entry.role.value, "episode": self.episode, **fields})
-
-    def _emit_step(self, entry: _Seat, action: Action, end: bool) -> None:
-        self._emit("step", entry, step=entry.steps, action=action_to_compact(action), reward=entry.reward,
-                   end=end, end_reason=None if entry.status in _PLAYING else str(entry.status))
-
-    def _emit_episode(self, entry: _Seat) -> None:
-        if self.events is not None:
-            self._emit("episode", entry, steps=entry.steps, end_reason=str(entry.status),
-                       **{"return": entry.episode_return})

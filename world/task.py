@@ -21,6 +21,10 @@ rewards, switches). netsec-arena adds:
         all_actions: false       # join replies carry upstream's WhiteBox ``all_actions``
                                  # (every concrete action, a JSON string; reference §7.1)
 
+* an ``agents`` section (strict): agents the world plays inside each game and reward
+  functions, PrimAITE-style (:mod:`world.agents_config`, :mod:`world.scripted`,
+  :mod:`world.rewards`).
+
 What NetSecGame silently mangles we reject at load, naming the key and the reason
 (DESIGN §3): an invalid IP key, ``all`` in known_data, a non-numeric max_steps, an
 unknown token in a host list, a missing view key. The keyword ``all_local`` where
@@ -48,6 +52,7 @@ import yaml
 
 from protocol import IP, AgentRole, Data, Network
 
+from .agents_config import AgentSpec, read_agents
 from .scenario import Scenario
 from .task_reader import (
     DataEntry,
@@ -63,6 +68,7 @@ from .task_reader import (
 __all__ = [
     "BENIGN_VIEWS",
     "DEFAULT_TASK",
+    "AgentSpec",
     "RewardConfig",
     "RoleConfig",
     "TaskConfig",
@@ -153,6 +159,17 @@ class TaskConfig:
     all_actions: bool = False
     #: SHA-256 of the task's and scenario's content: the same on every world.
     configuration_hash: str = ""
+    #: the ``agents:`` entries: scripted agents and proxies (learner seats' reward functions)
+    agents: tuple[AgentSpec, ...] = ()
+
+    @property
+    def scripted_agents(self) -> tuple[AgentSpec, ...]:
+        """The entries the world plays itself, in ``agents:`` order."""
+        return tuple(spec for spec in self.agents if spec.scripted)
+
+    def proxies(self, role: AgentRole) -> tuple[AgentSpec, ...]:
+        """The proxy entries of a role (their reward functions go to its external seats)."""
+        return tuple(spec for spec in self.agents if not spec.scripted and spec.role is role)
 
     @property
     def seats_per_game(self) -> int:
@@ -185,7 +202,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
     env = reader.mapping(root.get("env"), "env")
     arena = reader.mapping(root.get("arena"), "arena")
     for key in root:
-        if key not in ("coordinator", "env", "arena"):
+        if key not in ("coordinator", "env", "arena", "agents"):
             log.warning("%s: unknown top-level key %r ignored", source, key)
     for key in env:
         if key not in _ENV_KEYS:
@@ -235,12 +252,15 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
     if isinstance(required, bool) or not isinstance(required, int) or required < 1:
         raise reader.fail("env.required_players", f"expected a whole number >= 1, got {required!r}")
 
-    seats, allowed = read_seats(reader, arena, required)
-    start = read_start(reader, arena, seats)
+    specs = read_agents(reader, root.get("agents"), scenario)
+    scripted_attacker = any(spec.scripted and spec.role is AgentRole.Attacker for spec in specs)
+    seats, allowed = read_seats(reader, arena, required, scripted_attacker=scripted_attacker)
+    start = read_start(reader, arena, seats, scripted_attacker=scripted_attacker)
     for role in allowed:
         if role not in roles:
             raise reader.fail(f"coordinator.agents.{role.value}",
                               f"missing, but the task admits {role.value} agents")
+    _check_agent_roles(reader, specs, roles, seats)
     hold_timeout = reader.number(arena.get("hold_timeout", 60.0), "arena.hold_timeout")
     seat_lease = reader.number(arena.get("seat_lease", 600.0), "arena.seat_lease")
     if hold_timeout <= 0 or seat_lease <= 0:
@@ -274,7 +294,23 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         trajectory_dir=trajectory_dir,
         all_actions=reader.flag(arena.get("all_actions"), "arena.all_actions", False),
         configuration_hash=hashlib.sha256(canonical.encode()).hexdigest(),
+        agents=specs,
     )
+
+
+def _check_agent_roles(reader: TaskReader, specs: tuple[AgentSpec, ...], roles: Mapping[AgentRole, RoleConfig],
+                       seats: Mapping[AgentRole, int]) -> None:
+    """A scripted agent needs its role's configuration; proxies need seats of their role."""
+    proxies: dict[AgentRole, int] = {}
+    for position, spec in enumerate(specs):
+        if spec.scripted and spec.role not in roles:
+            raise reader.fail(f"agents[{position}].team", f"a {spec.team} agent needs "
+                              f"coordinator.agents.{spec.role.value} (its start position and goal)")
+        if not spec.scripted:
+            proxies[spec.role] = proxies.get(spec.role, 0) + 1
+            if proxies[spec.role] > seats.get(spec.role, 0):
+                raise reader.fail(f"agents[{position}]", f"a proxy {spec.team} agent needs its own "
+                                  f"arena.seats {spec.role.value} seat ({seats.get(spec.role, 0)} there)")
 
 
 def _scenario_digest(scenario: Scenario) -> str:

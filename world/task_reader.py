@@ -226,8 +226,10 @@ def read_scenario(reader: TaskReader, env: dict[str, Any], base_dir: Path | None
 
 
 
-def read_seats(reader: TaskReader, arena: dict[str, Any], required: int
-           ) -> tuple[dict[AgentRole, int], frozenset[AgentRole]]:
+def read_seats(reader: TaskReader, arena: dict[str, Any], required: int, *, scripted_attacker: bool = False
+               ) -> tuple[dict[AgentRole, int], frozenset[AgentRole]]:
+    """Seats per role and the allowed roles. A game needs an attacker: an Attacker seat,
+    or a scripted attacker (``agents:``) and some seat for an external agent."""
     raw_seats = arena.get("seats")
     if raw_seats is None:
         seats = {AgentRole.Attacker: required}
@@ -242,8 +244,9 @@ def read_seats(reader: TaskReader, arena: dict[str, Any], required: int
                 raise reader.fail(f"arena.seats.{role_name}", f"expected a count >= 0, got {count!r}")
             if count:
                 seats[role] = count
-    if seats.get(AgentRole.Attacker, 0) < 1:
-        raise reader.fail("arena.seats", "a game needs at least one Attacker seat")
+    if seats.get(AgentRole.Attacker, 0) < 1 and not (scripted_attacker and seats):
+        raise reader.fail("arena.seats", "a game needs at least one Attacker seat"
+                          + (" (or a scripted RED agent)" if not scripted_attacker else " and one seat"))
     raw_allowed = arena.get("allowed_roles")
     if raw_allowed is None:
         allowed = frozenset(seats)
@@ -258,7 +261,10 @@ def read_seats(reader: TaskReader, arena: dict[str, Any], required: int
     return seats, allowed
 
 
-def read_start(reader: TaskReader, arena: dict[str, Any], seats: dict[AgentRole, int]) -> dict[AgentRole, int]:
+def read_start(reader: TaskReader, arena: dict[str, Any], seats: dict[AgentRole, int], *,
+               scripted_attacker: bool = False) -> dict[AgentRole, int]:
+    """Players per role a game needs to start (default: every seat); an attacker among
+    them unless a scripted attacker plays."""
     raw = arena.get("start")
     if raw is None:
         return dict(seats)
@@ -273,6 +279,7 @@ def read_start(reader: TaskReader, arena: dict[str, Any], seats: dict[AgentRole,
                               f"expected a count between 0 and the role's {seats.get(role, 0)} seats, got {count!r}")
         if count:
             start[role] = count
-    if start.get(AgentRole.Attacker, 0) < 1:
-        raise reader.fail("arena.start", "a game needs at least one Attacker to start")
+    if start.get(AgentRole.Attacker, 0) < 1 and not (scripted_attacker and start):
+        raise reader.fail("arena.start", "a game needs at least one Attacker to start"
+                          + (" (or a scripted RED agent)" if not scripted_attacker else " and one player"))
     return start
