@@ -1,0 +1,252 @@
+"""Where an environment's games run: in this process, or behind a broker.
+
+Every environment takes one argument for it, ``broker``: None plays a
+:class:`~world.GameSession` in this process (no sockets; DESIGN §1 lets ``agents`` use
+``world`` for this mode only), a frontend address such as ``"tcp://127.0.0.1:5570"``
+plays through that broker. Both backends take the same requests and give the same
+answers (:class:`~protocol.ReplyBody`), so the environments above them have one code path:
+
+* :meth:`join` seats the environment's agents (all requests sent before any answer is
+  awaited, since a game holds joins until it starts);
+* :meth:`send_steps` / :meth:`send_resets` send without waiting, in the order given;
+* :meth:`collect` returns the answers released so far; an agent whose step ended its
+  episode while others play is *held* by its game (PROTOCOL.md §4) and answered later.
+
+A task is named the same way in both modes: a :class:`~world.TaskConfig`, a path or URL
+of a task file, or the name of a task (in process: one of ``world/tasks/*.yaml``; through
+a broker: the name the broker serves it under).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from collections.abc import Collection, Hashable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from protocol import Action, AgentRole, ArenaError, Command, GameStatus, ReplyBody, pack_action
+from protocol.catalog import Catalog
+
+from .client import reset_body
+from .connection import RequestFailure, failure_of
+from .seat_pool import Answer, SeatPool
+
+__all__ = ["TASKS_DIR", "BrokerGames", "LocalGames", "answer_text", "make_games", "resolve_task", "task_name"]
+
+#: The shipped task files (``world/tasks``).
+TASKS_DIR = Path(__file__).resolve().parents[1] / "world" / "tasks"
+
+_TASK_NAMES: dict[str, Path] = {}
+
+
+def _file_task_name(path: Path) -> str:
+    """The name a task file is served under: ``arena.name``, else the file's stem."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return path.stem
+    arena = document.get("arena") if isinstance(document, dict) else None
+    name = arena.get("name") if isinstance(arena, dict) else None
+    return name if isinstance(name, str) and name else path.stem
+
+
+def _shipped_task(name: str) -> Path | None:
+    if not _TASK_NAMES:
+        for path in sorted(TASKS_DIR.glob("*.yaml")):
+            _TASK_NAMES.setdefault(_file_task_name(path), path)
+            _TASK_NAMES.setdefault(path.stem, path)
+    return _TASK_NAMES.get(name)
+
+
+def resolve_task(task: Any) -> Any:
+    """The TaskConfig to play in process: ``task`` itself, the file or URL it names, the
+    shipped task of that name, or the built-in default for None."""
+    from world import TaskConfig, load_task  # in-process mode only
+
+    if isinstance(task, TaskConfig):
+        return task
+    if task is None:
+        return load_task()
+    text = os.fspath(task)
+    if "://" in text or Path(text).exists():
+        return load_task(text)
+    shipped = _shipped_task(text)
+    if shipped is None:
+        known = ", ".join(sorted({_file_task_name(p) for p in TASKS_DIR.glob("*.yaml")}))
+        raise ArenaError(f"no task file or shipped task named {text!r} (shipped: {known})")
+    return load_task(shipped)
+
+
+def task_name(task: Any) -> str | None:
+    """The broker's name for ``task``: its ``name``, the name a task file declares, or the
+    string itself (None: the broker's only or default task)."""
+    if task is None:
+        return None
+    name = getattr(task, "name", None)
+    if isinstance(name, str) and hasattr(task, "scenario"):
+        return name
+    text = os.fspath(task)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") and path.exists():
+        return _file_task_name(path)
+    return text
+
+
+def answer_text(answer: Answer | None) -> str:
+    """Why an answer is not a usable reply, for error messages."""
+    if answer is None:
+        return "no reply"
+    if isinstance(answer, RequestFailure):
+        return str(answer)
+    return str(failure_of(answer))
+
+
+class LocalGames:
+    """Games played by :class:`~world.GameSession` objects in this process. Agents are
+    keys of the caller's choosing; ``games`` maps each to the game it plays in."""
+
+    def __init__(self, task: Any, *, seed: int = 42, name: str = "env") -> None:
+        from world import GameSession  # in-process mode only
+        from world.catalog import catalog_of
+
+        self.task = resolve_task(task)
+        self._session_type = GameSession
+        self._catalog_of = catalog_of
+        self.seed = seed
+        self.name = name
+        self.sessions: dict[Hashable, Any] = {}    # game key -> GameSession
+        self.game_of: dict[Hashable, Hashable] = {}
+        self._inbox: dict[Hashable, Answer] = {}
+        self._requests = itertools.count()
+
+    @property
+    def task_label(self) -> str:
+        return str(self.task.name)
+
+    def _session(self, game: Hashable) -> Any:
+        session = self.sessions.get(game)
+        if session is None:
+            index = len(self.sessions)
+            session = self.sessions[game] = self._session_type(self.task, seed=self.seed + index,
+                                                                name=f"{self.name}-{game}")
+        return session
+
+    def _take(self, replies: Iterable[Any]) -> None:
+        for reply in replies:
+            self._inbox[reply.seat] = ReplyBody(reply.status, reply.observation, reply.message, reply.code)
+
+    def join(self, agents: Mapping[Hashable, tuple[AgentRole, Hashable]]) -> dict[Hashable, ReplyBody]:
+        """Seat each agent (``(role, game key)``) in its game; ArenaError when a game does
+        not start (its task needs players this environment does not bring)."""
+        now = time.monotonic()
+        for agent, (role, game) in agents.items():
+            self.game_of[agent] = game
+            self._take(self._session(game).join(agent, str(agent), role, now, next(self._requests)))
+        joined = {}
+        for agent, (role, game) in agents.items():
+            answer = self._inbox.pop(agent, None)
+            if answer is None:
+                raise ArenaError(f"the game of {agent} did not start: task {self.task_label} needs more players "
+                                 f"than this environment seats ({self._session(game).task.start})")
+            if answer.status is not GameStatus.CREATED or answer.observation is None:
+                raise ArenaError(f"{agent} could not join task {self.task_label} as {role.value}: "
+                                 f"{answer_text(answer)}")
+            joined[agent] = answer
+        return joined
+
+    def send_steps(self, actions: Mapping[Hashable, Action]) -> None:
+        now = time.monotonic()
+        for agent, action in actions.items():
+            session = self.sessions[self.game_of[agent]]
+            self._take(session.step(agent, action, now, next(self._requests)))
+
+    def send_resets(self, resets: Mapping[Hashable, tuple[int | None, bool]]) -> None:
+        """``{agent: (seed, randomize_topology)}``."""
+        now = time.monotonic()
+        for agent, (seed, randomize) in resets.items():
+            session = self.sessions[self.game_of[agent]]
+            self._take(session.reset(agent, now, next(self._requests), randomize_topology=randomize, seed=seed))
+
+    def collect(self, sent: Collection[Hashable] = (), need: int = 0) -> dict[Hashable, Answer]:
+        """Every answer released so far (a held request has none yet)."""
+        answers, self._inbox = self._inbox, {}
+        return answers
+
+    def catalog(self, agent: Hashable, answer: ReplyBody) -> Catalog:
+        """The catalog of the agent's game at its current addresses."""
+        return self._catalog_of(self.sessions[self.game_of[agent]].world)  # type: ignore[no-any-return]
+
+    def quit(self, agents: Collection[Hashable] | None = None) -> None:
+        now = time.monotonic()
+        for agent in list(self.game_of) if agents is None else list(agents):
+            game = self.game_of.pop(agent, None)
+            if game is not None:
+                self.sessions[game].quit(agent, now, next(self._requests))
+        self._inbox.clear()
+
+    def close(self) -> None:
+        self.quit()
+
+
+class BrokerGames:
+    """Games behind a broker, through one :class:`~agents.seat_pool.SeatPool`. Game keys
+    are game names (None: let the broker place the seat)."""
+
+    def __init__(self, endpoint: str, task: Any, *, timeout: float = 120.0, name: str = "ArenaEnv",
+                 **pool_options: Any) -> None:
+        self.pool = SeatPool(endpoint, task=task_name(task), name=name, timeout=timeout, **pool_options)
+        self._catalogs: dict[Hashable, tuple[Any, Catalog]] = {}
+
+    @property
+    def task_label(self) -> str:
+        return self.pool.task or "(the broker's default task)"
+
+    def join(self, agents: Mapping[Hashable, tuple[AgentRole, Hashable]]) -> dict[Hashable, ReplyBody]:
+        return self.pool.join({agent: (role, None if game is None else str(game))
+                               for agent, (role, game) in agents.items()})
+
+    def send_steps(self, actions: Mapping[Hashable, Action]) -> None:
+        self.pool.send(Command.STEP, {agent: pack_action(action) for agent, action in actions.items()})
+
+    def send_resets(self, resets: Mapping[Hashable, tuple[int | None, bool]]) -> None:
+        self.pool.send(Command.RESET, {agent: reset_body(False, randomize, seed)
+                                       for agent, (seed, randomize) in resets.items()})
+
+    def collect(self, sent: Collection[Hashable] = (), need: int = 0) -> dict[Hashable, Answer]:
+        """Wait until ``need`` of ``sent`` are answered (``need=1`` after one batch: until
+        the message with everything the batch released), then take all that arrived."""
+        if sent and need:
+            self.pool.wait(sent, need=need)
+        return self.pool.take()
+
+    def catalog(self, agent: Hashable, answer: ReplyBody) -> Catalog:
+        """The catalog a join or reset reply carries (parsed once per distinct form)."""
+        message = answer.message if isinstance(answer.message, dict) else {}
+        wire = message.get("catalog")
+        if wire is None:
+            raise ArenaError(f"the reply to {agent} carries no catalog (a world without catalog support?)")
+        known = self._catalogs.get(agent)
+        if known is not None and known[0] == wire:
+            return known[1]
+        catalog = Catalog.from_wire(wire)
+        self._catalogs[agent] = (wire, catalog)
+        return catalog
+
+    def quit(self, agents: Collection[Hashable] | None = None) -> None:
+        self.pool.quit(agents)
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+def make_games(broker: str | None, task: Any, *, seed: int = 42, timeout: float = 120.0, name: str = "env",
+               ) -> LocalGames | BrokerGames:
+    """The backend for ``broker`` (None: in process)."""
+    if broker is None:
+        return LocalGames(task, seed=seed, name=name)
+    return BrokerGames(broker, task, timeout=timeout, name=name)
+
