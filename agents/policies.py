@@ -119,7 +119,9 @@ def kill_chain_attacker(observation: Observation | None, rng: random.Random,
             for outpost in outposts:
                 if outpost != host and datum not in state.known_data.get(outpost, ()):
                     stages[0].append(_exfiltrate(host, outpost, datum))
-    for host, services in state.known_services.items():
+    # Hosts and networks in sorted order: each source draw below goes to the same target
+    # whatever the process's hash seed (sets iterate in hash order).
+    for host, services in sorted(state.known_services.items(), key=_first_key):
         if host not in controlled:
             source = _source_for(state, host, rng)
             stages[1].extend(Action(ActionType.ExploitService, {
@@ -127,7 +129,7 @@ def kill_chain_attacker(observation: Observation | None, rng: random.Random,
                 for service in services)
     stages[2].extend(Action(ActionType.FindData, {"source_host": host, "target_host": host})
                      for host in controlled if host not in state.known_data)
-    private = [network for network in state.known_networks if network.is_private()]
+    private = sorted((network for network in state.known_networks if network.is_private()), key=_component_key)
     # Discovery: networks where no other host is known yet (never scanned, or empty) and
     # hosts with no known services (never asked, or none to find: a router), drawn from
     # together. Neither kind can then hold the chain up by coming back forever.
@@ -136,7 +138,7 @@ def kill_chain_attacker(observation: Observation | None, rng: random.Random,
         for network in private if not _explored(network, state.known_hosts - controlled))
     stages[3].extend(Action(ActionType.FindServices, {
         "source_host": _source_for(state, host, rng), "target_host": host})
-        for host in state.known_hosts if host not in controlled and host not in state.known_services)
+        for host in sorted(state.known_hosts) if host not in controlled and host not in state.known_services)
     stages[4].extend(Action(ActionType.ScanNetwork, {
         "source_host": _source_for(state, None, rng), "target_network": network})
         for network in private)
@@ -144,6 +146,10 @@ def kill_chain_attacker(observation: Observation | None, rng: random.Random,
         if stage:
             return _pick(stage, rng)
     return random_attacker(observation, rng)
+
+
+def _first_key(item: tuple[IP, Any]) -> Any:
+    return _component_key(item[0])
 
 
 def _source_for(state: GameState, target: IP | None, rng: random.Random) -> IP:

@@ -8,6 +8,10 @@ the seats that left, the games that closed and the trace events. It sends nothin
 call returns the messages to send, ready-made frames from ``ARENA1`` on, and the caller
 (:class:`~world.worker.WorldWorker`) carries them, RELEASE and trace included.
 
+A STEP body of msgpack nil is PASS, the counted no-op step (PROTOCOL.md §3.2). A game's
+scripted agents (:mod:`world.scripted`) are its session's own, not hosted seats: READY
+(:meth:`GameHost.hosted`) and RELEASE never list them, and they get no replies.
+
 A per-seat reply cache makes resends harmless (DESIGN §7): a request whose seq equals
 the seat's last answered one gets the same reply again, and a resend of a request the
 game still holds runs nothing (its reply, when it comes, goes to the client that resent
