@@ -1,6 +1,12 @@
 """Agent side of netsec-arena: the clients (``BaseAgent``, ``ParallelBaseAgent``),
 NetSecGame's client helpers, scripted policies, trace monitoring and in-process play.
 
+The RL environments (the ``rl`` extra: gymnasium, pettingzoo, numpy) load on first use,
+so ``import agents`` works without them: ``agents.ArenaEnv`` (Gymnasium),
+``agents.ArenaParallelEnv`` (PettingZoo), ``agents.ArenaVectorEnv`` (VectorEnv and
+EnvPool-style), ``agents.ActionMasks``, ``agents.FlatObservation``,
+``agents.ObservationLayout``.
+
 >>> from agents import generate_valid_actions
 >>> from protocol import IP, GameState, Network
 >>> state = GameState(controlled_hosts={IP("10.0.0.2")}, known_hosts={IP("10.0.0.2")},
@@ -10,6 +16,9 @@ NetSecGame's client helpers, scripted policies, trace monitoring and in-process 
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from .client import BaseAgent, RequestFailure
 from .parallel import ParallelBaseAgent
@@ -71,3 +80,22 @@ __all__ = [
     "state_as_ordered_string",
     "store_trajectories_to_jsonl",
 ]
+
+#: Names loaded on first use (they need the ``rl`` extra), and their modules.
+_LAZY = {
+    "ArenaEnv": "agents.gym_env",
+    "ArenaParallelEnv": "agents.pettingzoo_env",
+    "ArenaVectorEnv": "agents.vector_env",
+    "ActionMasks": "agents.action_masks",
+    "FlatObservation": "agents.flat_observation",
+    "ObservationLayout": "agents.flat_observation",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agents' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

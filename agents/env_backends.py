@@ -183,9 +183,8 @@ class LocalGames:
     def quit(self, agents: Collection[Hashable] | None = None) -> None:
         now = time.monotonic()
         for agent in list(self.game_of) if agents is None else list(agents):
-            game = self.game_of.pop(agent, None)
-            if game is not None:
-                self.sessions[game].quit(agent, now, next(self._requests))
+            if agent in self.game_of:
+                self.sessions[self.game_of.pop(agent)].quit(agent, now, next(self._requests))
         self._inbox.clear()
 
     def close(self) -> None:
