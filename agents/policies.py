@@ -47,7 +47,10 @@ def _component_key(value: Any) -> Any:
     if kind is Service:
         return (value.name, value.type, value.version, value.is_local)
     if kind is Data:
-        return (value.owner, value.id, value.type, value.size, value.content)
+        # Data equality (owner, id, type), not size or content: the keys are remembered per
+        # action and equal actions share an entry, so a log file read at another time (other
+        # content) must not bring along another key.
+        return (value.owner, value.id, value.type)
     return repr(value)
 
 
