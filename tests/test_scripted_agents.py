@@ -12,6 +12,7 @@ from typing import Any
 from agents.policies import kill_chain_attacker
 from protocol import PASS, ActionType, AgentRole, AgentStatus, GameStatus, action_from_compact
 from world import GameSession, HistoryRecord, load_task
+from world.catalog import catalog_of
 from world.game_host import GameHost
 
 from .conftest import CLIENT, QUIT, TASKS, join, reset, scan
@@ -258,3 +259,30 @@ def test_tasks_without_scripted_agents_keep_their_info(games: Any) -> None:
         last = game2.call("r", PASS)
     assert last.observation.info == {"end_reason": "AgentStatus.TimeoutReached"}
     assert game2.call("r", reset()).status is GameStatus.RESET_DONE
+
+
+def test_map_entries_follow_a_topology_remapping_and_random_agents_play_valid_actions() -> None:
+    """Names bind to the current addresses when the agent acts; ``random`` without a map
+    draws among NetSecGame's valid actions of its own state."""
+    task = tiny_with([periodic("green", start_step=1, frequency=1),
+                      {"ref": "blue", "team": "BLUE", "type": "random", "agent_settings": {"start_step": 1,
+                                                                                          "frequency": 1}}],
+                     **{"env.use_dynamic_addresses": True})
+    session = GameSession(task, seed=2)
+    session.join("red", "Red", AgentRole.Attacker, 0.0, 0)
+    _pass_ticks(session, "red", 2)
+    before = session.history("green")[1].action.parameters["source_host"]
+    assert str(before) == CLIENT
+    [done] = session.reset("red", 0.0, 10, randomize_topology=True, seed=5)
+    assert done.status is GameStatus.RESET_DONE
+    _pass_ticks(session, "red", 2, start=11)
+    catalog = catalog_of(session.world)
+    now = catalog.host_ips[catalog.slot_named("client_1")]
+    assert now != before and session.history("green")[1].action.parameters["source_host"] == now
+    assert session.history("green")[1].changed, "the remapped FindData still reads client_1's data"
+    blue_seat = session.scripted[1]
+    assert blue_seat.ref == "blue"
+    played = [r.action for r in session.history("blue")]
+    assert len(played) == 2 and all(not r.passed for r in session.history("blue"))
+    assert all(a.parameters["source_host"] in blue_seat.state.controlled_hosts for a in played), \
+        "valid actions of its own (remapped) state"

@@ -160,7 +160,7 @@ class ScriptedPlay(TraceEvents):
         if entry is None:
             raise KeyError(f"no seat or agent {seat!r} in this game")
         rows = entry.last_records if last else entry.records
-        return tuple(HistoryRecord(*row) for row in rows or ())
+        return tuple(HistoryRecord(*row[:6], None if row[6] is None else dict(row[6])) for row in rows or ())
 
     def _reward_of(self, ref: str) -> float:
         """shared-reward: the agent's most recent step reward (0 when it is not here)."""
