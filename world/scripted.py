@@ -55,6 +55,8 @@ import random
 from collections.abc import Hashable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from agents.policies import Policy, benign_agent, blocking_defender, kill_chain_attacker
+from agents.utils import sorted_valid_actions
 from protocol import PASS, Action, AgentRole, AgentStatus, GameState, Observation, PassAction, action_to_compact
 
 from .agents_config import AgentSpec
@@ -68,6 +70,11 @@ if TYPE_CHECKING:
     from .task import TaskConfig
 
 __all__ = ["ScriptedAgent", "ScriptedPlay", "reset_seat", "scripted_seat_id"]
+
+
+#: The policies (agents.policies, DESIGN §1) of the types that choose their own actions.
+_POLICIES: dict[str, Policy] = {"kill-chain": kill_chain_attacker, "blocking-defender": blocking_defender,
+                                "benign": benign_agent}
 
 
 def scripted_seat_id(ref: str) -> str:
@@ -103,9 +110,6 @@ class ScriptedAgent:
         return action
 
     def _choose(self, entry: _Seat, world: GameWorld) -> Action | PassAction:
-        from agents.policies import benign_agent, blocking_defender, kill_chain_attacker
-        from agents.utils import sorted_valid_actions
-
         spec, rng = self.spec, self.rng
         kind = spec.type
         if spec.action_map and kind in ("random", "probabilistic", "periodic"):
@@ -120,9 +124,7 @@ class ScriptedAgent:
         if kind == "random":
             actions = sorted_valid_actions(entry.state, include_blocks=entry.role is AgentRole.Defender)
             return rng.choice(actions) if actions else PASS
-        policy = {"kill-chain": kill_chain_attacker, "blocking-defender": blocking_defender,
-                  "benign": benign_agent}[kind]
-        action = policy(Observation(entry.state, entry.reward, False, {}), rng)
+        action = _POLICIES[kind](Observation(entry.state, entry.reward, False, {}), rng)
         return PASS if action is None else action
 
 

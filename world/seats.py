@@ -131,7 +131,7 @@ class _Held:
     kind: str                # "join", "step", "reset"
     request: Any
     deadline: float
-    action: Action | None = None
+    action: Action | PassAction | None = None
     request_trajectory: bool = False
     done: bool = False       # a reset that ran and waits for the game to start
 
