@@ -65,8 +65,19 @@ def per_state(state: GameState, slot: str, owner: object, catalog: Catalog, comp
     return value
 
 
+class _Entries(dict):  # type: ignore[type-arg]
+    """A state's derived values: copying a state (``copy.deepcopy`` of an env's info, as
+    SB3's DummyVecEnv does every step) shares them instead of copying tables and encoders."""
+
+    def __copy__(self) -> _Entries:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Entries:
+        return self
+
+
 def _new_entries(_state: GameState) -> dict[Any, Any]:
-    return {}
+    return _Entries()
 
 
 class ActionMasks:

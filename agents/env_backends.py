@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from protocol import Action, AgentRole, ArenaError, Command, GameStatus, ReplyBody, pack_action
+from protocol import Action, AgentRole, ArenaError, Command, GameStatus, PassAction, ReplyBody, pack_action
 from protocol.catalog import Catalog
 
 from .client import reset_body
@@ -158,11 +158,13 @@ class LocalGames:
             joined[agent] = answer
         return joined
 
-    def send_steps(self, actions: Mapping[Hashable, Action]) -> None:
+    def send_steps(self, actions: Mapping[Hashable, Action | PassAction]) -> None:
+        """Play each action now. They come from the environments' tables (every parameter
+        made by :class:`~protocol.action_table.ActionTable`) or are PASS: no re-validation."""
         now = time.monotonic()
         for agent, action in actions.items():
             session = self.sessions[self.game_of[agent]]
-            self._take(session.step(agent, action, now, next(self._requests)))
+            self._take(session.step(agent, action, now, next(self._requests), validated=True))
 
     def send_resets(self, resets: Mapping[Hashable, tuple[int | None, bool]]) -> None:
         """``{agent: (seed, randomize_topology)}``."""
@@ -208,7 +210,7 @@ class BrokerGames:
         return self.pool.join({agent: (role, None if game is None else str(game))
                                for agent, (role, game) in agents.items()})
 
-    def send_steps(self, actions: Mapping[Hashable, Action]) -> None:
+    def send_steps(self, actions: Mapping[Hashable, Action | PassAction]) -> None:
         self.pool.send(Command.STEP, {agent: pack_action(action) for agent, action in actions.items()})
 
     def send_resets(self, resets: Mapping[Hashable, tuple[int | None, bool]]) -> None:

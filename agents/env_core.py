@@ -25,8 +25,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-import protocol
-from protocol import IP, Action, ActionType, AgentRole, AgentStatus, GameState, Network, Observation, ReplyBody
+from protocol import PASS, Action, AgentRole, AgentStatus, GameState, Observation, PassAction, ReplyBody
 from protocol.action_table import ActionTable
 from protocol.catalog import Catalog
 
@@ -35,11 +34,9 @@ from .flat_observation import FlatObservation, ObservationLayout
 
 __all__ = ["NO_OP", "AgentSeat", "as_role", "end_flags"]
 
-#: The counted no-op a masked action is played as: ``protocol.PASS`` once the protocol
-#: has it; until then a scan from an address outside every world (its source is never
-#: controlled, so the world changes nothing and counts the step).
-NO_OP: Action = getattr(protocol, "PASS", None) or Action(
-    ActionType.ScanNetwork, {"source_host": IP("0.0.0.0"), "target_network": Network("0.0.0.0", 32)})
+#: The counted no-op a masked (or missing) action is played as: a game step of the seat
+#: that changes nothing, counts towards max_steps and earns the step reward.
+NO_OP = PASS
 
 #: Reply info keys an environment passes on to its users' ``info`` when the world sends them.
 PASSED_ON = ("reward_breakdown", "scripted")
@@ -89,10 +86,15 @@ class AgentSeat:
     once per (layout, role, flatten) and shared: ``observation_space`` and
     ``action_space`` are the same objects on every call, as PettingZoo's API test wants."""
 
-    def __init__(self, name: str, role: AgentRole | str, catalog: Catalog, *, flatten: bool = True) -> None:
+    def __init__(self, name: str, role: AgentRole | str, catalog: Catalog, *, flatten: bool = True,
+                 state_in_info: bool = True) -> None:
         self.name = name
         self.role = as_role(role)
         self.flatten = flatten
+        #: ``info["state"]``: the structured GameState (off for users whose framework
+        #: deep-copies every info, e.g. SB3's DummyVecEnv: a state's cached valid actions
+        #: are copied with it).
+        self.state_in_info = state_in_info
         self.table, self.masks, self.encoder, self.observation_space, self.action_space = _views(
             catalog, self.role, flatten)
         self.layout = self.encoder.layout
@@ -118,7 +120,7 @@ class AgentSeat:
         max_steps = message.get("max_steps")
         self.max_steps = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
 
-    def resolve(self, action: Any) -> tuple[Action, bool, int | None]:
+    def resolve(self, action: Any) -> tuple[Action | PassAction, bool, int | None]:
         """What to send for ``action`` (a table index or an :class:`~protocol.Action`):
         ``(action to send, masked, table index or None)``. A masked or unknown action is
         the counted no-op. Out-of-range indices are a ValueError, as for any Discrete."""
@@ -158,7 +160,9 @@ class AgentSeat:
 
     def info(self, observation: Observation | None = None) -> dict[str, Any]:
         """The info of the current state; with a step's observation, what its reply said too."""
-        info: dict[str, Any] = {"action_mask": self.mask(), "state": self.state, "steps": self.steps}
+        info: dict[str, Any] = {"action_mask": self.mask(), "steps": self.steps}
+        if self.state_in_info:
+            info["state"] = self.state
         if self.end_reason is not None:
             info["end_reason"] = self.end_reason
         if observation is not None:

@@ -7,8 +7,9 @@ running stack (``arena up``), the same env object either way.
 
 * ``observation_space``: ``Box(0, 1, (n,), float32)``, the flat observation of
   :mod:`agents.flat_observation` (``observation_layout`` describes every index); with
-  ``flatten_obs=False`` a ``Dict`` of its blocks. ``info["state"]`` always holds the
-  structured :class:`~protocol.GameState`.
+  ``flatten_obs=False`` a ``Dict`` of its blocks. ``info["state"]`` holds the structured
+  :class:`~protocol.GameState` (``state_in_info=False`` leaves it out, for frameworks that
+  deep-copy every info, as SB3's DummyVecEnv does; ``env.state`` still has it).
 * ``action_space``: ``Discrete(len(table))`` over the role's fixed action table
   (``table``, ``action_labels``); ``step`` also takes an :class:`~protocol.Action`.
 * masks: ``info["action_mask"]`` and :meth:`ArenaEnv.action_masks` (what sb3-contrib's
@@ -74,7 +75,8 @@ class ArenaEnv(gym.Env):  # type: ignore[type-arg]
 
     def __init__(self, task: Any = None, *, role: AgentRole | str = AgentRole.Attacker, broker: str | None = None,
                  game: str | None = None, seed: int = 42, flatten_obs: bool = True, randomize_topology: bool = False,
-                 timeout: float = 120.0, name: str = "ArenaEnv", render_mode: str | None = None) -> None:
+                 timeout: float = 120.0, name: str = "ArenaEnv", render_mode: str | None = None,
+                 state_in_info: bool = True) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode
@@ -87,7 +89,7 @@ class ArenaEnv(gym.Env):  # type: ignore[type-arg]
         except BaseException:
             self._games.close()
             raise
-        self._seat = AgentSeat(_AGENT, role, catalog, flatten=flatten_obs)
+        self._seat = AgentSeat(_AGENT, role, catalog, flatten=flatten_obs, state_in_info=state_in_info)
         self._seat.begin(answer, catalog)
         self._fresh = True       # the episode the join started has not been handed out
         self._closed = False

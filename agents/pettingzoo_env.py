@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from pettingzoo import ParallelEnv
 
-from protocol import Action, AgentRole, ArenaError, GameStatus, ReplyBody
+from protocol import Action, AgentRole, ArenaError, GameStatus, PassAction, ReplyBody
 
 from .env_backends import answer_text, make_games, resolve_task
 from .env_core import NO_OP, AgentSeat, as_role
@@ -155,7 +155,7 @@ class ArenaParallelEnv(ParallelEnv):  # type: ignore[misc]
                                                          dict[str, bool], dict[str, dict[str, Any]]]:
         self._fresh = False
         live = [agent for agent in self.agents if agent not in self._waiting]
-        sends: dict[str, Action] = {}
+        sends: dict[str, Action | PassAction] = {}
         for agent in live:
             seat = self._seats[agent]
             action = actions.get(agent)

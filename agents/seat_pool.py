@@ -30,6 +30,7 @@ answers a resend from its reply cache, and a resend of a held request changes no
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -320,6 +321,13 @@ class SeatPool:
             self.quit()
         finally:
             self.connection.close()
+
+    def __del__(self) -> None:
+        # Like BaseAgent: the socket closes on garbage collection (no QUIT: no I/O here).
+        connection = getattr(self, "connection", None)
+        if connection is not None:
+            with contextlib.suppress(Exception):  # interpreter shutdown
+                connection.close()
 
     def __enter__(self) -> SeatPool:
         return self

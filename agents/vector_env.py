@@ -46,7 +46,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from protocol import Action, AgentRole, ArenaError, GameStatus, ReplyBody
+from protocol import Action, AgentRole, ArenaError, GameStatus, PassAction, ReplyBody
 
 from .env_backends import answer_text, make_games
 from .env_core import AgentSeat, as_role
@@ -164,7 +164,7 @@ class ArenaVectorEnv(VectorEnv):  # type: ignore[type-arg]
             raise ValueError(f"envs {busy or envs} already have a send in flight (or appear twice): recv() first")
         self._fresh = False
         resets: dict[int, tuple[int | None, bool]] = {}
-        steps: dict[int, Action] = {}
+        steps: dict[int, Action | PassAction] = {}
         for env, action in zip(envs, actions, strict=True):
             if self._autoreset[env]:
                 resets[env] = (None, False)

@@ -139,6 +139,18 @@ def test_registered_ids_make_the_env_and_the_vector_env() -> None:
     assert set(ENV_IDS) >= {"NetSecArena/DefendedTiny-v0", "NetSecArena/Scenario1Small-v0"}
 
 
+def test_the_state_can_be_left_out_of_info() -> None:
+    env, other = ArenaEnv(TINY, state_in_info=False), ArenaEnv(TINY)
+    try:
+        _, info = env.reset(seed=0)
+        _, _, _, _, step_info = env.step(PASS)
+        assert "state" not in info and "state" not in step_info
+        assert env.state == other.reset(seed=0)[1]["state"]   # still there, as a property
+    finally:
+        env.close()
+        other.close()
+
+
 def test_render_and_properties() -> None:
     env = ArenaEnv(TINY, render_mode="ansi")
     try:

@@ -12,22 +12,26 @@ rate defaults to 1: without a global defender the game is deterministic.
 
     python -m agents.examples.q_learning --episodes 600 --eval-episodes 200
 
->>> from agents.gym_env import ArenaEnv
->>> env = ArenaEnv("two_networks_tiny")
->>> table = train(env, episodes=600, seed=0)
->>> evaluate(env, table.greedy, range(1000, 1020))["win_rate"]
-1.0
->>> env.close()
+>>> import numpy as np
+>>> table = QTable(3)
+>>> observation, mask = np.zeros(4, dtype=np.float32), np.array([False, True, True])
+>>> table.greedy(observation, mask)          # nothing learned: the first valid index
+1
+>>> table.update(observation, 1, -1.0, observation, mask, False, alpha=1.0, gamma=0.9)
+>>> table.greedy(observation, mask)          # index 1 cost a step: try the other one
+2
+
+(``tests/test_env_learning.py`` trains it on two_networks_tiny and checks the win rate.)
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import click
 import numpy as np
 
 from protocol import AgentStatus
@@ -134,35 +138,34 @@ def evaluate(env: Any, policy: Policy, seeds: Iterable[int]) -> dict[str, float]
             "mean_steps": float(np.mean(lengths))}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default="two_networks_tiny")
-    parser.add_argument("--broker", default=None, help="a broker frontend address (default: in process)")
-    parser.add_argument("--episodes", type=int, default=600)
-    parser.add_argument("--eval-episodes", type=int, default=200)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    arguments = parser.parse_args(argv)
+@click.command()
+@click.option("--task", default="two_networks_tiny", show_default=True, help="a task name or file")
+@click.option("--broker", default=None, help="a broker frontend address (default: in process)")
+@click.option("--episodes", default=600, show_default=True, help="training episodes")
+@click.option("--eval-episodes", default=200, show_default=True, help="seeded evaluation episodes per policy")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
+def main(task: str, broker: str | None, episodes: int, eval_episodes: int, seed: int, as_json: bool) -> None:
+    """Train tabular Q-learning on ArenaEnv and compare its greedy policy with the random attacker."""
     from agents.gym_env import ArenaEnv
 
-    env = ArenaEnv(arguments.task, broker=arguments.broker)
+    env = ArenaEnv(task, broker=broker)
     try:
-        table = train(env, arguments.episodes, seed=arguments.seed)
-        seeds = range(10_000, 10_000 + arguments.eval_episodes)
+        table = train(env, episodes, seed=seed)
+        seeds = range(10_000, 10_000 + eval_episodes)
         summary = {"greedy": evaluate(env, table.greedy, seeds),
-                   "random": evaluate(env, random_policy(np.random.default_rng(arguments.seed)), seeds),
+                   "random": evaluate(env, random_policy(np.random.default_rng(seed)), seeds),
                    "observations": len(table.values)}
     finally:
         env.close()
-    if arguments.json:
-        print(json.dumps(summary))
-    else:
-        for name in ("greedy", "random"):
-            result = summary[name]
-            print(f"{name:>7}: win rate {result['win_rate']:.1%}, mean return {result['mean_return']:.1f}, "
-                  f"mean steps {result['mean_steps']:.1f} over {result['episodes']} episodes")
-    return 0
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for name in ("greedy", "random"):
+        result = summary[name]
+        click.echo(f"{name:>7}: win rate {result['win_rate']:.1%}, mean return {result['mean_return']:.1f}, "
+                   f"mean steps {result['mean_steps']:.1f} over {result['episodes']} episodes")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
