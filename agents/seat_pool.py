@@ -133,13 +133,15 @@ class SeatPool:
         self.wait(seats, need=len(seats))
         answers = self.take()
         replies: dict[Hashable, ReplyBody] = {}
+        failures = []
         for key, (role, game) in seats.items():
             answer = answers.get(key)
             if not isinstance(answer, ReplyBody) or answer.status is not GameStatus.CREATED or \
                     answer.observation is None or not isinstance(answer.message, dict):
                 why = answer if isinstance(answer, RequestFailure) else \
                     failure_of(answer) if isinstance(answer, ReplyBody) else "no reply"
-                raise ArenaError(f"{key} could not join task {self.task or '(default)'} as {role.value}: {why}")
+                failures.append(f"{key} could not join task {self.task or '(default)'} as {role.value}: {why}")
+                continue
             message = answer.message
             frame = self._join_frames.pop(key, b"") or str(message.get("seat", "")).encode()
             world = message.get("world")
@@ -147,6 +149,8 @@ class SeatPool:
                                     message.get("game") if isinstance(message.get("game"), str) else game, role)
             self.connection.adopt_seat(frame, join_seqs[key])
             replies[key] = answer
+        if failures:  # the seats taken stay in the pool: close() quits them
+            raise ArenaError("; ".join(failures))
         return replies
 
     def send(self, command: Command, bodies: Mapping[Hashable, bytes]) -> None:

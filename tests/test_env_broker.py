@@ -13,6 +13,7 @@ import pytest
 
 from agents.gym_env import ArenaEnv
 from agents.pettingzoo_env import ArenaParallelEnv
+from agents.status import query_status
 from agents.vector_env import ArenaVectorEnv
 from bin.stack import Stack
 from protocol import PASS, AgentStatus, ArenaError
@@ -135,3 +136,16 @@ def test_an_unknown_task_is_a_clear_error(broker: str) -> None:
     with pytest.raises(ArenaError, match="could not join task no_such_task"):
         ArenaEnv("no_such_task", broker=broker, timeout=WAIT)
 
+
+def test_a_failed_join_leaves_no_seat_behind(broker: str) -> None:
+    """The default task has one attacker seat per game: the second attacker of a named game
+    is refused, and the env gives back the seat the first one took."""
+    with pytest.raises(ArenaError, match="attacker_1 could not join"):
+        ArenaParallelEnv("default", roles={"Attacker": 2}, broker=broker, timeout=WAIT, game="too-many")
+    # The world tells the broker about the freed seat (RELEASE) just after its QUIT reply:
+    # ask a bounded number of times. A seat left behind would keep the game for its lease.
+    for _ in range(100):
+        games = {game["game"] for game in query_status(broker, timeout=WAIT)["games"]}
+        if "too-many" not in games:
+            break
+    assert "too-many" not in games
