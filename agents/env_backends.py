@@ -15,6 +15,16 @@ answers (:class:`~protocol.ReplyBody`), so the environments above them have one 
 A task is named the same way in both modes: a :class:`~world.TaskConfig`, a path or URL
 of a task file, or the name of a task (in process: one of ``world/tasks/*.yaml``; through
 a broker: the name the broker serves it under).
+
+>>> task_name(TASKS_DIR / "two_networks_tiny_attacker.yaml"), resolve_task("two_networks_tiny").scenario.name
+('two_networks_tiny', 'two_networks_tiny')
+>>> games = make_games(None, "two_networks_tiny")
+>>> joined = games.join({"me": (AgentRole.Attacker, "g")})
+>>> from protocol import PASS
+>>> games.send_steps({"me": PASS})
+>>> [(agent, answer.status, answer.observation.reward) for agent, answer in games.collect().items()]
+[('me', GameStatus.OK, -1)]
+>>> games.close()
 """
 
 from __future__ import annotations

@@ -49,7 +49,13 @@ def as_role(role: AgentRole | str) -> AgentRole:
 
 
 def end_flags(observation: Observation) -> tuple[bool, bool, str | None]:
-    """``(terminated, truncated, end_reason)`` of an observation."""
+    """``(terminated, truncated, end_reason)`` of an observation.
+
+    >>> end_flags(Observation(GameState(), -11, True, {"end_reason": "AgentStatus.TimeoutReached"}))
+    (False, True, 'AgentStatus.TimeoutReached')
+    >>> end_flags(Observation(GameState(), 99, True, {"end_reason": "AgentStatus.Success"}))[:2]
+    (True, False)
+    """
     if not observation.end:
         return False, False, None
     reason = observation.info.get("end_reason")
