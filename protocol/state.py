@@ -61,6 +61,15 @@ class GameState:
 
     __hash__ = None  # type: ignore[assignment]  # mutable-looking maps: not hashable, as upstream
 
+    def __copy__(self) -> GameState:
+        """A state never changes, so a copy is the state itself: ``copy.deepcopy`` of an
+        env's info (SB3's DummyVecEnv does it every step) would otherwise copy every
+        derived value cached on it (valid actions, masks, encodings)."""
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> GameState:
+        return self
+
     @classmethod
     def trusted(
         cls,
