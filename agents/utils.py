@@ -148,7 +148,9 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
         targets = [t for t in controlled if t != source and t not in blocked]
         for datum in data:
             for target in targets:
-                key = (_EXFILTRATE, source, target, datum)
+                # Data compare by owner, id and type: the key adds size and content, so the
+                # action carries the datum as this state holds it (a log's current text).
+                key = (_EXFILTRATE, source, target, datum, datum.size, datum.content)
                 action = made.get(key)
                 if action is None:
                     action = made[key] = new(_EXFILTRATE, {"source_host": source, "target_host": target,
@@ -161,7 +163,12 @@ def _valid_actions(state: GameState, include_blocks: bool = False) -> list[Actio
             for target in controlled:
                 if target not in blocked:
                     for host in known_hosts:
-                        append(new(_BLOCK, {"source_host": source, "target_host": target, "blocked_host": host}))
+                        key = (_BLOCK, source, target, host)
+                        action = made.get(key)
+                        if action is None:
+                            action = made[key] = new(_BLOCK, {"source_host": source, "target_host": target,
+                                                              "blocked_host": host})
+                        append(action)
     return actions
 
 

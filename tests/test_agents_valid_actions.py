@@ -129,6 +129,16 @@ class TestGenerateValidActions:
             validate_action(action)
             assert Action.from_json(action.to_json()) == action
 
+    def test_exfiltration_carries_the_datum_as_the_state_holds_it(self) -> None:
+        """Data compare by owner, id and type, so two states whose log differs in content make
+        equal actions; each must still send its own log text (what upstream's agent sends)."""
+        for content in ("[first]", "[first, second]", "[first]"):
+            log = Data("system", "logfile", len(content), "log", content)
+            state = small_state(known_data={A: frozenset({log})})
+            [action] = [a for a in generate_valid_actions(state) if a.action_type is ActionType.ExfiltrateData
+                        and a.parameters["data"] == log]
+            assert (action.parameters["data"].content, action.parameters["data"].size) == (content, len(content))
+
 
 # ===================================================================== state_as_ordered_string
 
