@@ -19,6 +19,8 @@ Cases, by ``kind``:
   active games on one world (:func:`bin.bench_clients.run_games`);
 * ``games-host``: the same series in process (:class:`HostGames`), the world's work per step
   timed alone: without the sockets' fixed cost per message, growth shows undiluted.
+* ``env``, ``env-vector``: the RL environments (``ArenaEnv``, ``ArenaVectorEnv`` of ``envs``
+  games) with live random masked actions, in process or on a stack (:mod:`bin.bench_envs`).
 
 ``echo`` cases run the same client against echo worlds (:mod:`bin.bench_echo`).
 """
@@ -99,6 +101,8 @@ def all_cases() -> list[Case]:
                 for batched in (True, False):
                     name = f"{'echo-' if echo else ''}parallel-{envs}-{worlds}-{'batched' if batched else 'unbatched'}"
                     cases.append(Case(name, "parallel", worlds, envs, batched, echo))
+    cases += [Case("env-inprocess", "env"), Case("env-lockstep", "env", 1),
+              Case("env-vector-64-inprocess", "env-vector", 0, 64), Case("env-vector-64-2", "env-vector", 2, 64)]
     return cases
 
 
@@ -310,8 +314,11 @@ def run_games_host(case: Case, settings: Settings, on_run: Callable[[], None] | 
 def run_case(case: Case, settings: Settings, frontend: str | None = None, pids: Sequence[int] = (),
              on_run: Callable[[], None] | None = None) -> dict[str, Any]:
     """Run one case (``frontend`` and the stack's ``pids`` for the cases on a stack)."""
-    from . import bench_clients
+    from . import bench_clients, bench_envs
 
+    if case.kind in ("env", "env-vector"):
+        runner = bench_envs.run_env if case.kind == "env" else bench_envs.run_env_vector
+        return runner(case, settings, frontend, pids)
     if case.kind == "inprocess":
         return run_inprocess(case, settings)
     if case.kind == "host":
