@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from agents import BaseAgent, ParallelBaseAgent
 from agents.status import query_status
-from bin import bench_cases, bench_echo, bench_measure, bench_report, bench_script
+from bin import bench_cases, bench_echo, bench_envs, bench_measure, bench_report, bench_script
 from bin.cli import main
 from bin.stack import Stack
 from protocol import AgentRole, GameStatus
@@ -85,6 +85,20 @@ def test_json_reports_every_requested_case_with_positive_figures() -> None:
     assert {target["target"] for target in summary["targets"]} >= {"in-process world steps/s",
                                                                    "lockstep steps/s ÷ NetSecGame's"}
     assert "lockstep" in result.stderr  # the table, on stderr with --json
+
+
+def test_env_cases_report_env_steps_with_live_masked_actions() -> None:
+    cases = ["env-inprocess", "env-lockstep", "env-vector-64-2"]
+    result = invoke("--json", "--cases", ",".join(cases), "--duration", "0.3", "--task",
+                    str(Path(__file__).resolve().parents[1] / "world" / "tasks" / "two_networks_tiny_attacker.yaml"))
+    assert result.exit_code == 0, result.output
+    *reports, summary = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [report["case"] for report in reports] == cases and summary["failed"] == []
+    for report in reports:
+        assert report["unit"] == "env step" and report["policy"] == bench_envs.POLICY
+        assert report["count"] > 0 and report["per_second"] > 0 and report["client_cpu_us"] > 0
+    vector = reports[-1]
+    assert vector["envs"] == 64 and vector["worlds"] == 2 and vector["count"] % 64 == 0
 
 
 def test_the_echo_world_answers_a_real_agent_like_a_world(echo_stack: Stack) -> None:
