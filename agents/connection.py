@@ -6,7 +6,8 @@ requests per seat (8-byte big-endian counters, ``protocol.seq_bytes``), sends wi
 ever blocking, and splits what comes back (single replies and batch replies alike) into
 ``(command, seat, seq, body)`` entries, which the clients match to their requests by
 ``(seat, seq)`` (a JOIN's reply by its sequence number alone: the seat is new).
-:func:`await_replies` is the one bounded wait both clients use.
+:func:`await_replies` is the one bounded wait both clients use (:func:`read_ready` its
+non-blocking form).
 
 A request that fails never raises: the client gets a :class:`RequestFailure` (status,
 code, message), logs it and keeps it in ``last_error``.
@@ -59,6 +60,7 @@ __all__ = [
     "RequestFailure",
     "await_replies",
     "failure_of",
+    "read_ready",
     "split_reply",
 ]
 
@@ -263,6 +265,7 @@ def await_replies(
     *,
     resend: Callable[[Key, Any], list[bytes]] | None = None,
     retry_interval: float = RETRY_INTERVAL,
+    until: Callable[[], bool] | None = None,
 ) -> int:
     """Wait until every request in ``pending`` is answered or ``deadline`` passes; returns
     how many times requests were sent again.
@@ -270,10 +273,12 @@ def await_replies(
     ``pending`` maps each connection to ``{(seat, seq): tag}`` (possibly empty: what such
     a connection receives meanwhile is read and discarded); each answered request is
     removed and ``on_reply(tag, reply seat frame, decoded reply or failure)`` called.
-    Requests still in ``pending`` on return timed out; the caller decides what that
-    means. Replies that match nothing are discarded (DEBUG log); an error the broker
-    could not attribute (empty seat and seq: it could not parse a request) fails every
-    request of that connection, since nothing else will answer them.
+    Requests still in ``pending`` on return timed out, or are still held by their game
+    when ``until()`` (asked before each wait, so after each whole message) said to stop
+    early; the caller decides what that means. Replies that match nothing are discarded
+    (DEBUG log); an error the broker could not attribute (empty seat and seq: it could not
+    parse a request) fails every request of that connection, since nothing else will
+    answer them.
 
     With ``resend(key, tag)`` (the frames of that request as a single message), every
     ``retry_interval`` seconds without all replies the unanswered requests are sent again
@@ -292,7 +297,7 @@ def await_replies(
     next_resend = monotonic() + retry_interval if resend is not None else math.inf
     # One message per ready socket per poll: a poll is cheaper than the zmq.Again a
     # drain-until-empty loop ends with, and the usual turn reads exactly one reply.
-    while outstanding:
+    while outstanding and (until is None or not until()):
         now = monotonic()
         remaining = deadline - now
         if remaining <= 0:
@@ -308,28 +313,53 @@ def await_replies(
         wait = min(remaining, next_resend - now)
         for socket, _ in _zmq_poll(items, math.ceil(wait * 1000)):
             connection = by_socket[socket]
-            try:
-                frames = _recv_message(socket)
-            except zmq.Again:  # pragma: no cover - the poll said readable
-                continue
-            entries = split_reply(frames)
-            if entries is None:
-                connection.discarded += 1
-                logger.debug("malformed message from %s discarded: %r", connection.endpoint,
-                             [frame[:32] for frame in frames[:6]])
-                continue
-            keys = pending[connection]
-            for command, seat, seq, body in entries:
-                tag = keys.pop((b"", seq) if command == _JOIN else (seat, seq), _MISSING)
-                if tag is not _MISSING:
-                    outstanding -= 1
-                    on_reply(tag, seat, _decode(body))
-                elif not seq and keys:
-                    outstanding -= _unattributed(connection, keys, body, on_reply, logger)
-                else:
-                    connection.discarded += 1
-                    logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
+            outstanding -= _read_one(connection, socket, pending[connection], on_reply, logger)
     return resends
+
+
+def read_ready(pending: Mapping[Connection, dict[Key, Any]],
+               on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None], logger: logging.Logger) -> int:
+    """Read every message already waiting on the connections of ``pending``, never
+    blocking, matched as :func:`await_replies` matches them; how many requests it answered."""
+    connections = [connection for connection in pending if connection.socket is not None]
+    items = [(connection.socket, _POLLIN) for connection in connections]
+    by_socket = {connection.socket: connection for connection in connections}
+    answered = 0
+    while items:
+        ready = _zmq_poll(items, 0)
+        if not ready:
+            return answered
+        for socket, _ in ready:
+            connection = by_socket[socket]
+            answered += _read_one(connection, socket, pending[connection], on_reply, logger)
+    return answered
+
+
+def _read_one(connection: Connection, socket: zmq.Socket, keys: dict[Key, Any],
+              on_reply: Callable[[Any, bytes, ReplyBody | RequestFailure], None], logger: logging.Logger) -> int:
+    """Read one whole message and answer the requests of ``keys`` it carries; how many."""
+    try:
+        frames = _recv_message(socket)
+    except zmq.Again:  # pragma: no cover - the poll said readable
+        return 0
+    entries = split_reply(frames)
+    if entries is None:
+        connection.discarded += 1
+        logger.debug("malformed message from %s discarded: %r", connection.endpoint,
+                     [frame[:32] for frame in frames[:6]])
+        return 0
+    answered = 0
+    for command, seat, seq, body in entries:
+        tag = keys.pop((b"", seq) if command == _JOIN else (seat, seq), _MISSING)
+        if tag is not _MISSING:
+            answered += 1
+            on_reply(tag, seat, _decode(body))
+        elif not seq and keys:
+            answered += _unattributed(connection, keys, body, on_reply, logger)
+        else:
+            connection.discarded += 1
+            logger.debug("stale reply discarded: command %r seat %r seq %r", command, seat, seq)
+    return answered
 
 
 _MISSING = object()

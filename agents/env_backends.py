@@ -38,12 +38,14 @@ from typing import Any
 
 import yaml
 
-from protocol import Action, AgentRole, ArenaError, Command, GameStatus, PassAction, ReplyBody, pack, pack_action
+from protocol import Action, AgentRole, ArenaError, GameStatus, Observation, PassAction, ReplyBody, pack
 from protocol.catalog import Catalog
 
-from .client import reset_body
 from .connection import RequestFailure, failure_of
-from .seat_pool import Answer, SeatPool
+from .parallel import ParallelBaseAgent
+
+#: What a request gets: the decoded reply, or why there is none.
+Answer = ReplyBody | RequestFailure
 
 __all__ = ["TASKS_DIR", "BrokerGames", "LocalGames", "answer_text", "make_games", "resolve_task", "task_name"]
 
@@ -206,36 +208,91 @@ class LocalGames:
 
 
 class BrokerGames:
-    """Games behind a broker, through one :class:`~agents.seat_pool.SeatPool`. Game keys
-    are game names (None: let the broker place the seat)."""
+    """Games behind a broker, played through one :class:`~agents.parallel.ParallelBaseAgent`
+    (one socket; its steps and resets to one world go as one BATCH, which is what lets
+    :meth:`collect` tell a held reply from a late one). The client is made at the first
+    :meth:`join`, which says how many agents there are and each one's role and game; game
+    keys are game names (None: let the broker place the seat)."""
 
     def __init__(self, endpoint: str, task: Any, *, timeout: float = 120.0, name: str = "ArenaEnv",
-                 **pool_options: Any) -> None:
-        self.pool = SeatPool(endpoint, task=task_name(task), name=name, timeout=timeout, **pool_options)
+                 **client_options: Any) -> None:
+        self.endpoint = endpoint
+        self.task = task_name(task)
+        self.name = name
+        self.timeout = timeout
+        self._options = client_options
+        #: the client, once :meth:`join` made it
+        self.agent: ParallelBaseAgent | None = None
+        self._seated: dict[Hashable, tuple[AgentRole, str | None]] = {}
+        self._envs: dict[Hashable, int] = {}      # agent key -> env index of the client
+        self._keys: list[Hashable] = []
+        self._sent: dict[int, GameStatus] = {}    # env -> what its request's success looks like
         #: one Catalog object per distinct wire form, shared by every seat that gets it
         self._catalogs: dict[bytes, Catalog] = {}
 
     @property
     def task_label(self) -> str:
-        return self.pool.task or "(the broker's default task)"
+        return self.task or "(the broker's default task)"
 
     def join(self, agents: Mapping[Hashable, tuple[AgentRole, Hashable]]) -> dict[Hashable, ReplyBody]:
-        return self.pool.join({agent: (role, None if game is None else str(game))
-                               for agent, (role, game) in agents.items()})
+        """Seat each agent (``(role, game name or None)``): every JOIN sent, then all
+        awaited (a game holds joins until it starts). ArenaError names the failures; the
+        seats taken stay, so :meth:`close` quits them. Joining again (after :meth:`quit`)
+        takes the same agents, roles and games."""
+        seats = {agent: (role, None if game is None else str(game)) for agent, (role, game) in agents.items()}
+        if self.agent is None:
+            self._seated, self._keys = seats, list(seats)
+            self._envs = {agent: env for env, agent in enumerate(self._keys)}
+            self.agent = ParallelBaseAgent(self.endpoint, [role for role, _ in seats.values()], len(seats),
+                                           task=self.task, game=[game for _, game in seats.values()],
+                                           name=self.name, timeout=self.timeout, catalog=True, **self._options)
+        elif any(self._seated.get(agent) != seat for agent, seat in seats.items()):
+            raise ValueError(f"these games seat {self._seated}, not {seats}")
+        envs = [self._envs[agent] for agent in seats]
+        self.agent.send_joins(envs)
+        answers = self.agent.collect(envs)
+        replies: dict[Hashable, ReplyBody] = {}
+        failures = []
+        for agent, (role, _) in seats.items():
+            answer = answers.get(self._envs[agent])
+            if isinstance(answer, Observation) and isinstance(answer.info, dict):
+                replies[agent] = ReplyBody(GameStatus.CREATED, answer, answer.info, None)
+            else:
+                failures.append(f"{agent} could not join task {self.task or '(default)'} as {role.value}: "
+                                f"{answer_text(answer)}")
+        if failures:
+            raise ArenaError("; ".join(failures))
+        return replies
 
     def send_steps(self, actions: Mapping[Hashable, Action | PassAction]) -> None:
-        self.pool.send(Command.STEP, {agent: pack_action(action) for agent, action in actions.items()})
+        steps = {self._envs[agent]: action for agent, action in actions.items()}
+        self._sent.update(dict.fromkeys(steps, GameStatus.OK))
+        self._client.send_steps(steps)
 
     def send_resets(self, resets: Mapping[Hashable, tuple[int | None, bool]]) -> None:
-        self.pool.send(Command.RESET, {agent: reset_body(False, randomize, seed)
-                                       for agent, (seed, randomize) in resets.items()})
+        envs = {self._envs[agent]: reset for agent, reset in resets.items()}
+        self._sent.update(dict.fromkeys(envs, GameStatus.RESET_DONE))
+        self._client.send_resets(envs)
 
     def collect(self, sent: Collection[Hashable] = (), need: int = 0) -> dict[Hashable, Answer]:
         """Wait until ``need`` of ``sent`` are answered (``need=1`` after one batch: until
         the message with everything the batch released), then take all that arrived."""
-        if sent and need:
-            self.pool.wait(sent, need=need)
-        return self.pool.take()
+        client = self._client
+        answers = client.collect([self._envs[agent] for agent in sent], need=need) if sent and need else {}
+        answers.update(client.collect(need=0))
+        keys, last_errors = self._keys, client.last_errors
+        replies: dict[Hashable, Answer] = {}
+        for env, answer in answers.items():
+            status = self._sent.pop(env, GameStatus.OK)
+            if isinstance(answer, RequestFailure):
+                replies[keys[env]] = answer
+            elif status is GameStatus.RESET_DONE:
+                replies[keys[env]] = ReplyBody(status, answer, answer.info, None)
+            else:  # a step: a refusal (FORBIDDEN, EPISODE_ENDED) still carries its observation
+                refused = last_errors[env]
+                replies[keys[env]] = ReplyBody(GameStatus.OK, answer, None, None) if refused is None else \
+                    ReplyBody(refused.status or GameStatus.OK, answer, {"message": refused.message}, refused.code)
+        return replies
 
     def catalog(self, agent: Hashable, answer: ReplyBody) -> Catalog:
         """The catalog a join or reset reply carries (parsed once per distinct form)."""
@@ -252,10 +309,21 @@ class BrokerGames:
         return catalog
 
     def quit(self, agents: Collection[Hashable] | None = None) -> None:
-        self.pool.quit(agents)
+        if self.agent is not None:
+            envs = None if agents is None else [self._envs[agent] for agent in agents if agent in self._envs]
+            self.agent.quit(envs)
+            for env in self._sent.keys() & set(range(len(self._keys)) if envs is None else envs):
+                del self._sent[env]
 
     def close(self) -> None:
-        self.pool.close()
+        if self.agent is not None:
+            self.agent.terminate_connection()
+
+    @property
+    def _client(self) -> ParallelBaseAgent:
+        if self.agent is None:
+            raise ArenaError("no agent has joined yet")
+        return self.agent
 
 
 def _interned(known: dict[Catalog, Catalog], catalog: Catalog) -> Catalog:

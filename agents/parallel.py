@@ -35,7 +35,26 @@ the mask of those that reset.
 A game holds the reply to the step that ends one seat's episode until every seat of
 that game ended theirs (PROTOCOL.md §4). Envs of one agent sharing a multi-seat game
 therefore wait for each other within one ``make_step``; seat them in separate games
-(the default placement does) or give each player its own client.
+(the default placement does), or use the layer below.
+
+**EnvPool-style, without waiting** (what the RL environments run on): ``send_joins``,
+``send_steps({env: action or PASS})`` and ``send_resets({env: (seed, randomize_topology)})``
+send to any subset of envs and return at once; ``collect(envs, need=, timeout=)`` returns
+``{env: Observation or RequestFailure}`` for those answered. A request stays in flight
+until its reply comes, whichever call reads it, and the reply is kept until collected.
+A world answers a batch with one message carrying every reply the batch released, so
+``collect(envs, need=1)`` after a batch to one world returns with all of them: an env of
+the batch still missing is *held* by its game, and a later collect gets its reply.
+``role`` and ``game`` may be per env, so one client can seat both sides of a game::
+
+    duel = ParallelBaseAgent(frontend, [AgentRole.Attacker, AgentRole.Defender], 2, game="duel")
+    duel.send_joins()                        # the game holds both joins until both are in
+    starts = duel.collect()                  # {0: Observation, 1: Observation}
+    duel.send_steps({0: attack, 1: PASS})    # one BATCH: both seats sit on one world
+    answers = duel.collect(need=1)           # the batch's reply; an env missing is held
+    duel.send_resets({0: (7, False), 1: (7, False)})
+    later = duel.collect()                   # the held reply too, if it had not come
+    duel.terminate_connection()
 
 >>> envs = ParallelBaseAgent("tcp://127.0.0.1:1", "Attacker", 2, timeout=0.05)
 >>> envs.register(), envs.done_mask, envs.last_errors[0].code
@@ -47,59 +66,26 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import zmq
 
-from protocol import (
-    PASS,
-    PROTOCOL_FRAME,
-    Action,
-    AgentRole,
-    Command,
-    ErrorCode,
-    GameStatus,
-    Observation,
-    PassAction,
-    ProtocolError,
-    ReplyBody,
-    pack_action,
-)
+from protocol import Action, AgentRole, Command, GameStatus, Observation, PassAction
 from protocol.security import CurveClient
 
-from .client import (
-    PROTOCOL_ACTIONS,
-    QUIT_TIMEOUT,
-    as_role,
-    check_reset_arguments,
-    join_body,
-    message_dict,
-    protocol_action_failure,
-    reset_body,
-)
-from .connection import (
-    CLOSED,
-    NIL_BODY,
-    RETRY_INTERVAL,
-    SEAT_GONE,
-    TIMEOUT,
-    Connection,
-    Key,
-    RequestFailure,
-    await_replies,
-    failure_of,
-)
+from .client import QUIT_TIMEOUT, as_role, check_reset_arguments, join_body, reset_body
+from .connection import CLOSED, NIL_BODY, RETRY_INTERVAL, Connection, RequestFailure, failure_of
+from .env_seats import NOT_JOINED, EnvSeats
+from .inflight import InFlight, Request
 
-__all__ = ["ParallelBaseAgent"]
+__all__ = ["ParallelBaseAgent", "Result"]
 
-_JOIN, _STEP, _BATCH, _RESET, _QUIT = (Command.JOIN.frame, Command.STEP.frame, Command.BATCH.frame,
-                                       Command.RESET.frame, Command.QUIT.frame)
+_JOIN, _STEP, _RESET, _QUIT = Command.JOIN.frame, Command.STEP.frame, Command.RESET.frame, Command.QUIT.frame
 _BATCHABLE = frozenset({_STEP, _RESET})
 
-#: What one exchange gives per env: (request seq, reply seat frame, reply or failure).
-_Answer = tuple[bytes, bytes, ReplyBody | RequestFailure]
+#: What an env's request gets from :meth:`ParallelBaseAgent.collect`.
+Result = Observation | RequestFailure
 
 
 def _per_env(value: Any, num_envs: int, what: str) -> list[Any]:
@@ -114,20 +100,22 @@ def _per_env(value: Any, num_envs: int, what: str) -> list[Any]:
 
 
 class ParallelBaseAgent:
-    """``num_envs`` seats of one role, played in lock-step over one socket per broker.
+    """``num_envs`` seats, played in lock-step or EnvPool-style over one socket per broker.
 
-    ``endpoints``: a broker frontend address, or one per env. ``task``: the task name
-    (None: the broker's only or ``default`` task). ``game``: None, one game name for
-    every env, or a list of per-env names (None entries allowed). ``name``: the agents'
-    name in their games (default: the class name). ``batched``: group each call's
-    steps and resets per (broker, world) into BATCH messages. ``timeout`` bounds each
-    call's wait for all its replies, in seconds; requests unanswered for ``retry_interval``
-    seconds are sent again, one message each, with their sequence numbers (see
-    :class:`~agents.client.BaseAgent`). ``curve``: CURVE keys for brokers with CURVE on.
+    ``endpoints``: a broker frontend address, or one per env. ``role``: one role, or one
+    per env. ``task``: the task name (None: the broker's only or ``default`` task).
+    ``game``: None, one game name for every env, or a list of per-env names (None entries
+    allowed). ``name``: the agents' name in their games (default: the class name).
+    ``batched``: group the steps and resets one call sends per (broker, world) into BATCH
+    messages. ``timeout`` bounds each call's wait for its replies, in seconds; requests
+    unanswered for ``retry_interval`` seconds of a wait are sent again, one message each,
+    with their sequence numbers (see :class:`~agents.client.BaseAgent`). ``curve``: CURVE
+    keys for brokers with CURVE on. ``catalog``: ask for each game's catalog
+    (``info["catalog"]`` of join and reset replies). Not thread-safe (its sockets).
     """
 
-    def __init__(self, endpoints: str | Sequence[str], role: AgentRole | str, num_envs: int, *,
-                 task: str | None = None, game: str | Sequence[str | None] | None = None,
+    def __init__(self, endpoints: str | Sequence[str], role: AgentRole | str | Sequence[AgentRole | str],
+                 num_envs: int, *, task: str | None = None, game: str | Sequence[str | None] | None = None,
                  name: str | None = None, batched: bool = True, timeout: float = 120.0,
                  retry_interval: float = RETRY_INTERVAL, curve: CurveClient | None = None,
                  context: zmq.Context | None = None, catalog: bool = False) -> None:
@@ -138,33 +126,26 @@ class ParallelBaseAgent:
         if not timeout > 0 or not retry_interval > 0:
             raise ValueError(f"timeout and retry_interval must be positive, got {timeout!r}, {retry_interval!r}")
         self._num_envs = num_envs
-        self._role = as_role(role)
+        roles = [as_role(each) for each in _per_env(role, num_envs, "role")]
         self._logger = logging.getLogger(type(self).__name__)
-        self._endpoints: list[str] = _per_env(endpoints, num_envs, "endpoints")
+        endpoint_list: list[str] = _per_env(endpoints, num_envs, "endpoints")
         self._task = task
-        self._join_games: list[str | None] = _per_env(game, num_envs, "game")  # asked for at every JOIN
-        self._games = list(self._join_games)  # where each env sits
         self.name = name or type(self).__name__
         self.batched = bool(batched)
         self.timeout = float(timeout)
         self.retry_interval = float(retry_interval)
-        self._seats: list[str | None] = [None] * num_envs
-        self._seat_frames: list[bytes | None] = [None] * num_envs
-        self._worlds: list[str | None] = [None] * num_envs
-        self._world_frames: list[bytes | None] = [None] * num_envs
-        self._last_errors: list[RequestFailure | None] = [None] * num_envs
         self._connections: dict[str, Connection | None] = {}
-        for endpoint in dict.fromkeys(self._endpoints):
+        for endpoint in dict.fromkeys(endpoint_list):
             try:
                 self._connections[endpoint] = Connection(endpoint, context, curve=curve)
             except zmq.ZMQError as error:
                 self._logger.warning("cannot connect to %r: %s", endpoint, error)
                 self._connections[endpoint] = None
-        self._env_connections: list[Connection | None] = [self._connections[e] for e in self._endpoints]
-        for env, connection in enumerate(self._env_connections):
-            if connection is None:
-                self._last_errors[env] = RequestFailure(None, CLOSED, f"cannot connect to {self._endpoints[env]!r}")
-        self._done_mask: list[bool] = [connection is None for connection in self._env_connections]
+        self._envs = EnvSeats(roles, endpoint_list, _per_env(game, num_envs, "game"),
+                              [self._connections[endpoint] for endpoint in endpoint_list], self._logger)
+        self._join_bodies: dict[tuple[AgentRole, str | None, bool], bytes] = {}
+        self._book = InFlight(self._live_connections(), self._logger, self.retry_interval,
+                              lambda env: self._join_body(env, retry=True))
         self._terminated = False
 
     # ------------------------------------------------------------------ properties
@@ -175,30 +156,36 @@ class ParallelBaseAgent:
     @property
     def done_mask(self) -> list[bool]:
         """Per env: done (its last result was None or ended its episode). A copy."""
-        return list(self._done_mask)
+        return list(self._envs.done)
 
     @property
     def all_done(self) -> bool:
-        return all(self._done_mask)
+        return all(self._envs.done)
 
     @property
     def connected(self) -> list[bool]:
         """Per env: holds a seat."""
-        return [seat is not None for seat in self._seat_frames]
+        return [seat is not None for seat in self._envs.seat_frames]
 
     @property
     def last_errors(self) -> list[RequestFailure | None]:
         """Per env: why its last request failed or was refused (None after a success)."""
-        return list(self._last_errors)
+        return list(self._envs.last_errors)
 
     @property
     def last_error(self) -> RequestFailure | None:
         """The first env's entry of ``last_errors`` that is set, if any."""
-        return next((error for error in self._last_errors if error is not None), None)
+        return next((error for error in self._envs.last_errors if error is not None), None)
 
     @property
     def role(self) -> AgentRole:
-        return self._role
+        """The envs' role (the first env's, when ``roles`` differ)."""
+        return self._envs.roles[0]
+
+    @property
+    def roles(self) -> list[AgentRole]:
+        """Per env: its role."""
+        return list(self._envs.roles)
 
     @property
     def logger(self) -> logging.Logger:
@@ -206,56 +193,51 @@ class ParallelBaseAgent:
 
     @property
     def seats(self) -> list[str | None]:
-        return list(self._seats)
+        return list(self._envs.seats)
 
     @property
     def worlds(self) -> list[str | None]:
-        return list(self._worlds)
+        return list(self._envs.worlds)
 
     @property
     def games(self) -> list[str | None]:
-        return list(self._games)
+        return list(self._envs.games)
 
     @property
     def endpoints(self) -> list[str]:
         """Per env: its broker's address."""
-        return list(self._endpoints)
+        return list(self._envs.endpoints)
 
     @property
     def sockets(self) -> list[zmq.Socket | None]:
         """One DEALER socket per distinct broker address (None once terminated)."""
         return [None if c is None else c.socket for c in self._connections.values()]
 
+    @property
+    def in_flight(self) -> list[int]:
+        """Envs whose request is not answered yet (held ones included)."""
+        return self._book.in_flight()
+
     def __repr__(self) -> str:
-        return (f"<{type(self).__name__} {self._role.value} x{self._num_envs} over "
+        roles = "/".join(dict.fromkeys(role.value for role in self._envs.roles))
+        return (f"<{type(self).__name__} {roles} x{self._num_envs} over "
                 f"{len(self._connections)} broker(s), {sum(self.connected)} seated>")
 
-    # ------------------------------------------------------------------ the API
+    # ------------------------------------------------------------------ lock-step API
     def register(self) -> list[Observation | None]:
         """JoinGame for every env without a seat: all JOINs are sent, then the replies
         awaited together (a game may hold a join until its other players arrive). Each
         Observation's ``info`` is its reply's message. Afterwards ``done_mask`` is
         ``[result is None]``."""
-        results: list[Observation | None] = [None] * self._num_envs
-        bodies: dict[int, bytes] = {}
-        packed: dict[str | None, bytes] = {}
+        envs = self._envs
+        bodies = {env: self._join_body(env) for env in range(self._num_envs)
+                  if envs.seat_frames[env] is None and envs.connections[env] is not None}
+        self._check_idle(bodies)
         for env in range(self._num_envs):
-            if self._seat_frames[env] is not None:
-                self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.ALREADY_JOINED,
-                                               f"env {env} already holds seat {self._seats[env]}"))
-            elif self._env_connections[env] is not None:
-                game = self._join_games[env]
-                if game not in packed:
-                    packed[game] = join_body(self._task, self._role, game, self.name, catalog=self.want_catalog)
-                bodies[env] = packed[game]
-        for env, (seq, seat_frame, reply) in self._exchange(_JOIN, bodies, self.timeout).items():
-            if isinstance(reply, RequestFailure):
-                self._fail(env, reply)
-            elif reply.status is not GameStatus.CREATED or reply.observation is None:
-                self._fail(env, failure_of(reply))
-            else:
-                results[env] = self._seat_env(env, seq, seat_frame, reply)
-        self._done_mask = [result is None for result in results]
+            if envs.seat_frames[env] is not None:
+                envs.fail(env, envs.already_joined(env))
+        results = self._exchange(_JOIN, bodies, self.timeout)
+        envs.done = [result is None for result in results]
         self._log_failures("register", [env for env in range(self._num_envs) if results[env] is None],
                            self._num_envs)
         return results
@@ -272,39 +254,18 @@ class ParallelBaseAgent:
         actions = list(actions)
         if len(actions) != count:
             raise ValueError(f"Expected {count} actions, got {len(actions)}")
-        results: list[Observation | None] = [None] * count
-        done = self._done_mask
-        seats = self._seat_frames
-        bodies: dict[int, bytes] = {}
-        for env, action in enumerate(actions):
-            if done[env]:
-                continue
-            if seats[env] is None:
-                self._fail(env, _NOT_JOINED)
-            elif action is PASS:
-                bodies[env] = pack_action(PASS)
-            elif not isinstance(action, Action):
-                self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.MALFORMED,
-                                               f"Data should be ONLY of type Action, got {type(action).__name__}"))
-            elif action.action_type in PROTOCOL_ACTIONS:
-                self._fail(env, protocol_action_failure(action))
-            else:
-                try:
-                    bodies[env] = pack_action(action)
-                except ProtocolError as error:
-                    self._fail(env, RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.MALFORMED, str(error)))
+        envs = self._envs
+        done = envs.done
         sent = [env for env in range(count) if not done[env]]
-        last_errors = self._last_errors
-        for env, (_, _, reply) in self._exchange(_STEP, bodies, self.timeout).items():
-            if isinstance(reply, RequestFailure):
-                self._fail(env, reply)
-                continue
-            observation = reply.observation
-            if observation is None:
-                self._fail(env, failure_of(reply))
-                continue
-            results[env] = observation
-            last_errors[env] = None if reply.code is None else failure_of(reply)
+        self._check_idle(sent)
+        bodies: dict[int, bytes] = {}
+        for env in sent:
+            body = envs.step_body(env, actions[env])
+            if isinstance(body, RequestFailure):
+                envs.fail(env, body)
+            else:
+                bodies[env] = body
+        results = self._exchange(_STEP, bodies, self.timeout)
         for env in sent:
             result = results[env]
             done[env] = result is None or result.end
@@ -320,24 +281,15 @@ class ParallelBaseAgent:
         (with ``last_trajectory`` when asked). Afterwards ``done_mask`` is
         ``[result is None]``."""
         check_reset_arguments(randomize_topology, seed)
-        results: list[Observation | None] = [None] * self._num_envs
+        envs = self._envs
         body = reset_body(request_trajectory, randomize_topology, seed)
-        bodies: dict[int, bytes] = {}
+        bodies = {env: body for env in range(self._num_envs) if envs.seat_frames[env] is not None}
+        self._check_idle(bodies)
         for env in range(self._num_envs):
-            if self._seat_frames[env] is None:
-                self._fail(env, _NOT_JOINED)
-            else:
-                bodies[env] = body
-        for env, (_, _, reply) in self._exchange(_RESET, bodies, self.timeout).items():
-            if isinstance(reply, RequestFailure):
-                self._fail(env, reply)
-            elif reply.status is not GameStatus.RESET_DONE or reply.observation is None:
-                self._fail(env, failure_of(reply))
-            else:
-                state, reward, end, _ = reply.observation
-                results[env] = Observation(state, reward, end, message_dict(reply))
-                self._last_errors[env] = None
-        self._done_mask = [result is None for result in results]
+            if env not in bodies:
+                envs.fail(env, NOT_JOINED)
+        results = self._exchange(_RESET, bodies, self.timeout)
+        envs.done = [result is None for result in results]
         self._log_failures("request_game_reset", [env for env in range(self._num_envs) if results[env] is None],
                            self._num_envs)
         return results
@@ -349,19 +301,13 @@ class ParallelBaseAgent:
             return
         self._terminated = True
         try:
-            bodies = {env: NIL_BODY for env, seat in enumerate(self._seat_frames) if seat is not None}
-            failed = []
-            for env, (_, _, reply) in self._exchange(_QUIT, bodies, min(self.timeout, QUIT_TIMEOUT)).items():
-                if isinstance(reply, RequestFailure) or reply.status is not GameStatus.OK:
-                    self._fail(env, reply if isinstance(reply, RequestFailure) else failure_of(reply))
-                    failed.append(env)
-            self._log_failures("terminate_connection", sorted(failed), len(bodies))
+            self._quit(range(self._num_envs), "terminate_connection")
         finally:
             for connection in self._live_connections():
                 connection.close()
-            self._seats = [None] * self._num_envs
-            self._seat_frames = [None] * self._num_envs
-            self._done_mask = [True] * self._num_envs
+            for env in range(self._num_envs):
+                self._envs.unseat(env)
+            self._envs.done = [True] * self._num_envs
 
     close = terminate_connection
 
@@ -378,112 +324,176 @@ class ParallelBaseAgent:
                 with contextlib.suppress(Exception):  # interpreter shutdown
                     connection.close()
 
+    # ------------------------------------------------------------------ EnvPool-style API
+    def send_joins(self, envs: Iterable[int] | None = None) -> None:
+        """JoinGame for ``envs`` (default: every env without a seat or a request), without
+        waiting: a game holds its joins until it starts, so the seats of one game can join
+        over one socket. :meth:`collect` gives each env's welcome Observation (``info``:
+        the reply's message) or failure; a seated env's is ALREADY_JOINED."""
+        seats = self._envs
+        chosen = self._chosen(envs, lambda env: seats.seat_frames[env] is None and not self._book.busy(env))
+        bodies = {}
+        for env in chosen:
+            if seats.seat_frames[env] is not None:
+                self._book.answer(env, _JOIN, seats.already_joined(env))
+            else:
+                bodies[env] = self._join_body(env)
+        self._post(_JOIN, bodies)
+
+    def send_steps(self, actions: Mapping[int, Action | PassAction]) -> None:
+        """Send one action (or :data:`~protocol.PASS`) per env of ``actions``, without
+        waiting; :meth:`collect` gives each env's Observation (a FORBIDDEN one too, with
+        ``last_errors[env]`` saying why) or failure. ``done_mask`` is not consulted."""
+        self._chosen(actions)
+        bodies: dict[int, bytes] = {}
+        step_body = self._envs.step_body
+        for env, action in actions.items():
+            body = step_body(env, action)
+            if isinstance(body, RequestFailure):
+                self._book.answer(env, _STEP, body)
+            else:
+                bodies[env] = body
+        self._post(_STEP, bodies)
+
+    def send_resets(self, resets: Mapping[int, tuple[int | None, bool]], *, request_trajectory: bool = False,
+                    ) -> None:
+        """ResetGame per env of ``resets`` (``{env: (seed, randomize_topology)}``, each env
+        its own seed), without waiting; :meth:`collect` gives each env's first Observation
+        of the new episode (``info``: the reply's message) or failure. A game answers its
+        resets when every seat of it asked (ValueError for randomisation without a seed)."""
+        for seed, randomize in resets.values():
+            check_reset_arguments(randomize, seed)
+        self._chosen(resets)
+        bodies: dict[int, bytes] = {}
+        packed: dict[tuple[int | None, bool], bytes] = {}
+        for env, (seed, randomize) in resets.items():
+            if self._envs.seat_frames[env] is None:
+                self._book.answer(env, _RESET, NOT_JOINED)
+                continue
+            body = packed.get((seed, randomize))
+            if body is None:
+                body = packed[seed, randomize] = reset_body(request_trajectory, randomize, seed)
+            bodies[env] = body
+        self._post(_RESET, bodies)
+
+    def collect(self, envs: Iterable[int] | None = None, *, need: int | None = None,
+                timeout: float | None = None) -> dict[int, Result]:
+        """The answers of ``envs`` (default: every env with a request or an answer), once
+        ``need`` of them (default: all) are in; each message is read whole, and with
+        ``need=0`` only what already arrived is read. Envs of ``envs`` with nothing sent
+        are ignored. After ``timeout`` seconds (default: ``timeout``) short of ``need``,
+        the requests of ``envs`` still unanswered fail with TIMEOUT. Answers that arrive
+        for other envs are kept for their collect. Updates ``done_mask`` as the lock-step
+        calls do (a step's end, or a failure, makes an env done)."""
+        if need is not None and need < 0:
+            raise ValueError(f"need must be at least 0, got {need!r}")
+        book = self._book
+        wanted = book.active() if envs is None else {env for env in self._chosen(envs, check=False)
+                                                     if book.busy(env)}
+        if not wanted:
+            return {}
+        count = len(wanted) if need is None else min(need, len(wanted))
+        book.wait(wanted, count, self.timeout if timeout is None else float(timeout))
+        seats = self._envs
+        results: dict[int, Result] = {}
+        for env, reply in book.take(sorted(wanted)).items():
+            result = results[env] = seats.settle(env, reply)
+            seats.done[env] = isinstance(result, RequestFailure) or (reply.command == _STEP and result.end)
+        return results
+
+    def quit(self, envs: Iterable[int] | None = None) -> None:
+        """QuitGame for the seats of ``envs`` (default: all), pipelined, answers awaited at
+        most ``min(timeout, QUIT_TIMEOUT)`` seconds. Their requests in flight are forgotten
+        (a QUIT answers a held one too); the envs are unseated and done, and
+        :meth:`register` or :meth:`send_joins` may seat them again."""
+        self._quit(self._chosen(envs, lambda env: True, check=False), "quit")
+
     # ------------------------------------------------------------------ internals
+    def _quit(self, chosen: Iterable[int], what: str) -> None:
+        seats, book = self._envs, self._book
+        chosen = list(chosen)
+        for env, reply in book.take(chosen).items():  # a join answered but not collected seats its env
+            seats.settle(env, reply)
+        in_flight = set(book.in_flight())
+        joining = [env for env in chosen if env in in_flight and seats.seat_frames[env] is None]
+        if joining:
+            self._logger.warning("envs %s quit with a join in flight: their seats are left to the lease", joining)
+        book.forget(chosen)
+        bodies = {env: NIL_BODY for env in chosen if seats.seat_frames[env] is not None}
+        self._post(_QUIT, bodies)
+        book.wait(bodies, len(bodies), min(self.timeout, QUIT_TIMEOUT))
+        failed = []
+        for env, reply in book.take(bodies).items():
+            answer = reply.answer
+            if isinstance(answer, RequestFailure) or answer.status is not GameStatus.OK:
+                seats.fail(env, answer if isinstance(answer, RequestFailure) else failure_of(answer))
+                failed.append(env)
+        self._log_failures(what, sorted(failed), len(bodies))
+        for env in chosen:
+            seats.unseat(env)
+            seats.done[env] = True
+
     def _live_connections(self) -> list[Connection]:
         return [c for c in self._connections.values() if c is not None and not c.closed]
 
-    def _exchange(self, command: bytes, bodies: dict[int, bytes], timeout: float) -> dict[int, _Answer]:
-        """Send one request per env in ``bodies`` (batched per (broker, world) when
-        allowed), then await them all; every env of ``bodies`` gets an answer."""
-        answers: dict[int, _Answer] = {}
-        if not bodies:
-            return answers
-        pending: dict[Connection, dict[Key, int]] = {c: {} for c in self._live_connections()}
-        seqs: dict[int, bytes] = {}
-        groups: dict[tuple[Connection, bytes], list[int]] = {}
+    def _join_body(self, env: int, *, retry: bool = False) -> bytes:
+        role, game = self._envs.roles[env], self._envs.join_games[env]
+        body = self._join_bodies.get((role, game, retry))
+        if body is None:
+            body = self._join_bodies[role, game, retry] = join_body(self._task, role, game, self.name, retry=retry,
+                                                                     catalog=self.want_catalog)
+        return body
+
+    def _chosen(self, envs: Iterable[int] | None, default: Any = None, *, check: bool = True) -> list[int]:
+        """``envs`` as a list of valid indices (None: those ``default(env)`` picks); with
+        ``check``, ValueError if one has a request in flight or an answer not collected."""
+        count = self._num_envs
+        chosen = [env for env in range(count) if default(env)] if envs is None else list(map(int, envs))
+        if chosen and (min(chosen) < 0 or max(chosen) >= count or len(set(chosen)) != len(chosen)):
+            raise ValueError(f"envs must be distinct indices below {count}, got {chosen}")
+        if check:
+            self._check_idle(chosen)
+        return chosen
+
+    def _check_idle(self, envs: Iterable[int]) -> None:
+        busy = self._book.busy_of(envs)
+        if busy:
+            raise ValueError(f"envs {busy} have a request in flight or an answer not collected: collect() first")
+
+    def _post(self, command: bytes, bodies: Mapping[int, bytes]) -> None:
+        """Send one request per env of ``bodies`` (batched per (broker, world) when allowed)."""
+        seats, book = self._envs, self._book
         batch = self.batched and command in _BATCHABLE
-        connections, seats, worlds = self._env_connections, self._seat_frames, self._world_frames
-        for env in bodies:
-            connection = connections[env]
+        requests = []
+        for env, body in bodies.items():
+            connection = seats.connections[env]
             if connection is None or connection.closed:
-                answers[env] = (b"", b"", RequestFailure(None, CLOSED, "the connection was terminated"))
+                why = "the connection was terminated" if connection else f"cannot connect to {seats.endpoints[env]!r}"
+                book.answer(env, command, RequestFailure(None, CLOSED, why))
                 continue
-            seat = b"" if command == _JOIN else seats[env]
+            seat = b"" if command == _JOIN else seats.seat_frames[env]
             assert seat is not None
-            seq = seqs[env] = connection.next_seq(seat)
-            pending[connection][(b"", seq) if command == _JOIN else (seat, seq)] = env
-            world = worlds[env]
-            if batch and world:
-                groups.setdefault((connection, world), []).append(env)
-            else:
-                self._send(connection, [PROTOCOL_FRAME, command, seat, seq, bodies[env]], [env], seqs, pending,
-                           answers)
-        for (connection, world), envs in groups.items():
-            if len(envs) == 1:  # a batch of one is a plain request
-                env = envs[0]
-                frames = [PROTOCOL_FRAME, command, seats[env], seqs[env], bodies[env]]
-            else:
-                frames = [PROTOCOL_FRAME, _BATCH, world, command]
-                for env in envs:
-                    frames += (seats[env], seqs[env], bodies[env])
-            self._send(connection, frames, envs, seqs, pending, answers)  # type: ignore[arg-type]
+            request = Request(env, command, seat, connection.next_seq(seat), body)
+            requests.append((connection, seats.world_frames[env] if batch else None, request))
+        book.send(requests)
 
-        def on_reply(env: int, seat: bytes, reply: ReplyBody | RequestFailure) -> None:
-            answers[env] = (seqs[env], seat, reply)
-
-        def resend(key: Key, env: int) -> list[bytes]:
-            body = bodies[env]
-            if command == _JOIN:
-                body = join_body(self._task, self._role, self._join_games[env], self.name, retry=True,
-                                 catalog=self.want_catalog)
-            return [PROTOCOL_FRAME, command, key[0], key[1], body]
-
-        await_replies(pending, time.monotonic() + timeout, on_reply, self._logger, resend=resend,
-                      retry_interval=self.retry_interval)
-        name = Command.from_frame(command).name
-        for connection, keys in pending.items():
-            for env in keys.values():
-                where = f", seat {self._seats[env]}" if command != _JOIN else ""
-                answers[env] = (seqs[env], b"", RequestFailure(
-                    None, TIMEOUT, f"no reply within {timeout:g} s from {connection.endpoint} "
-                                   f"({name} of env {env}{where}){connection.handshake_note()}"))
-        return answers
-
-    def _send(self, connection: Connection, frames: list[bytes], envs: list[int], seqs: dict[int, bytes],
-              pending: dict[Connection, dict[Key, int]], answers: dict[int, _Answer]) -> None:
-        failure = connection.send(frames)
-        if failure is None:
-            return
-        keys = pending[connection]
-        failed = set(envs)
-        for key in [key for key, env in keys.items() if env in failed]:
-            del keys[key]
-        for env in envs:
-            answers[env] = (seqs[env], b"", failure)
-
-    def _seat_env(self, env: int, seq: bytes, seat_frame: bytes, reply: ReplyBody) -> Observation | None:
-        info = message_dict(reply)
-        seat = info.get("seat") if isinstance(info.get("seat"), str) else None
-        if not seat_frame:
-            if seat is None:
-                self._fail(env, RequestFailure(reply.status, ErrorCode.MALFORMED, "the join reply named no seat"))
-                return None
-            seat_frame = seat.encode()
-        world = info.get("world") if isinstance(info.get("world"), str) else None
-        game = info.get("game") if isinstance(info.get("game"), str) else None
-        self._seats[env] = seat if seat is not None else seat_frame.decode(errors="replace")
-        self._seat_frames[env] = seat_frame
-        self._worlds[env] = world
-        self._world_frames[env] = world.encode() if world else None
-        self._games[env] = game or self._join_games[env]
-        self._last_errors[env] = None
-        connection = self._env_connections[env]
-        assert connection is not None
-        connection.adopt_seat(seat_frame, seq)
-        state, reward, end, _ = reply.observation  # type: ignore[misc]
-        return Observation(state, reward, end, info)
-
-    def _fail(self, env: int, failure: RequestFailure) -> None:
-        self._last_errors[env] = failure
-        self._logger.debug("env %d: %s", env, failure)
-        if failure.code in SEAT_GONE and self._seat_frames[env] is not None and failure.status is not None:
-            self._logger.info("env %d: seat %s is gone: register() to take a new one", env, self._seats[env])
-            self._seats[env] = self._seat_frames[env] = None
+    def _exchange(self, command: bytes, bodies: Mapping[int, bytes], timeout: float) -> list[Observation | None]:
+        """Send ``bodies`` and await every answer: per env its Observation, or None (failed
+        or not sent; ``last_errors`` says why)."""
+        results: list[Observation | None] = [None] * self._num_envs
+        if not bodies:
+            return results
+        self._post(command, bodies)
+        self._book.wait(bodies, len(bodies), timeout)
+        settle = self._envs.settle
+        for env, reply in self._book.take(bodies).items():
+            result = settle(env, reply)
+            if not isinstance(result, RequestFailure):
+                results[env] = result
+        return results
 
     def _log_failures(self, what: str, failed: list[int], asked: int) -> None:
         if failed:
             self._logger.warning("%s failed for %d of %d envs (env %d: %s)", what, len(failed), asked,
-                                 failed[0], self._last_errors[failed[0]])
+                                 failed[0], self._envs.last_errors[failed[0]])
 
-
-_NOT_JOINED = RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.NOT_JOINED, "this env has no seat: register() first")

@@ -4,7 +4,8 @@ Every seat of one game is an agent of the env, named by role and number
 (``attacker_0``, ``defender_0``, ``benign_0``), in that order, which is also the order in
 which each step's actions reach the game (attackers first). ``broker`` chooses where the
 game runs: None plays it in this process, a frontend address plays one *named* game on a
-running stack (every seat joins it; ``game`` names it, default a fresh random name).
+running stack (every seat joins it; ``game`` names it, default a fresh random name), all
+seats over one :class:`~agents.parallel.ParallelBaseAgent` with a role per env.
 
 * ``observation_space(agent)``, ``action_space(agent)``: per role, the flat
   ``Box(0, 1, (n,), float32)`` and ``Discrete(len(table))`` of :mod:`agents.env_core`,

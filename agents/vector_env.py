@@ -3,8 +3,9 @@
 Each env is one game with one learning agent (the task's other roles are its scripted
 agents). ``broker`` chooses where they run: None plays N :class:`~world.GameSession`
 objects in this process; a frontend address seats N agents on a running stack (the
-broker spreads their games over its worlds) through one connection, with the requests
-of one call to each world travelling as one BATCH message.
+broker spreads their games over its worlds) through one
+:class:`~agents.parallel.ParallelBaseAgent` (one socket), with the requests of one call
+to each world travelling as one BATCH message.
 
 Two ways to drive it:
 

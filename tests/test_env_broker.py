@@ -108,7 +108,7 @@ def test_a_held_reply_in_a_named_game_through_a_broker(broker: str) -> None:
 def test_vector_env_steps_and_autoresets_across_worlds(broker: str) -> None:
     envs = ArenaVectorEnv(6, "two_networks_tiny", broker=broker, timeout=WAIT)
     try:
-        worlds = {envs._games.pool.world_of(env) for env in range(6)}  # where the broker put them
+        worlds = set(envs._games.agent.worlds)  # where the broker put them
         assert len(worlds) == 2
         first, infos = envs.reset(seed=0)
         labels = list(WINNING_LABELS)
