@@ -140,10 +140,7 @@ def read_agents(reader: TaskReader, value: Any, scenario: Scenario) -> tuple[Age
 
 
 def _read_entry(reader: TaskReader, item: Any, key: str, catalog: Any, taken: set[str]) -> AgentSpec:
-    entry = reader.mapping(item, key)
-    for name in entry:
-        if name not in _ENTRY_KEYS:
-            raise reader.fail(f"{key}.{name}", f"unknown key (known: {', '.join(_ENTRY_KEYS)})")
+    entry = reader.strict_mapping(item, key, _ENTRY_KEYS)
     ref = entry.get("ref")
     if not isinstance(ref, str) or not _REF.fullmatch(ref):
         raise reader.fail(f"{key}.ref", f"expected a name of letters, digits, _ and - (at most 64), got {ref!r}")
@@ -178,10 +175,7 @@ def _read_entry(reader: TaskReader, item: Any, key: str, catalog: Any, taken: se
 # ---------------------------------------------------------------------- action maps
 def _read_action_space(reader: TaskReader, value: Any, key: str, catalog: Catalog, role: AgentRole
                        ) -> tuple[ActionTable | None, tuple[MapEntry, ...]]:
-    section = reader.mapping(value, key)
-    for name in section:
-        if name != "action_map":
-            raise reader.fail(f"{key}.{name}", "unknown key (known: action_map)")
+    section = reader.strict_mapping(value, key, ("action_map",))
     raw = reader.mapping(section.get("action_map"), f"{key}.action_map")
     if not raw:
         raise reader.fail(f"{key}.action_map", "expected at least one entry")
@@ -217,10 +211,7 @@ def _indexed(reader: TaskReader, raw: Mapping[Any, Any], key: str) -> dict[int, 
 
 def _read_mapped(reader: TaskReader, value: Any, key: str, catalog: Catalog, role: AgentRole
                  ) -> Action | PassAction:
-    entry = reader.mapping(value, key)
-    for name in entry:
-        if name not in ("action", "options"):
-            raise reader.fail(f"{key}.{name}", "unknown key (known: action, options)")
+    entry = reader.strict_mapping(value, key, ("action", "options"))
     name = entry.get("action")
     options = reader.mapping(entry.get("options"), f"{key}.options")
     if name == DO_NOTHING:
@@ -336,10 +327,7 @@ def _probabilities(reader: TaskReader, value: Any, key: str, size: int) -> tuple
 
 # ---------------------------------------------------------------------- rewards
 def _read_reward(reader: TaskReader, value: Any, key: str) -> RewardFunction:
-    section = reader.mapping(value, key)
-    for name in section:
-        if name != "reward_components":
-            raise reader.fail(f"{key}.{name}", "unknown key (known: reward_components)")
+    section = reader.strict_mapping(value, key, ("reward_components",))
     items = reader.sequence(section.get("reward_components"), f"{key}.reward_components")
     if not items:
         raise reader.fail(f"{key}.reward_components", "expected at least one component")
@@ -347,10 +335,7 @@ def _read_reward(reader: TaskReader, value: Any, key: str) -> RewardFunction:
     seen: dict[str, int] = {}
     for position, item in enumerate(items):
         where = f"{key}.reward_components[{position}]"
-        entry = reader.mapping(item, where)
-        for name in entry:
-            if name not in ("type", "weight", "options"):
-                raise reader.fail(f"{where}.{name}", "unknown key (known: type, weight, options)")
+        entry = reader.strict_mapping(item, where, ("type", "weight", "options"))
         kind = entry.get("type")
         if kind not in COMPONENT_TYPES:
             raise reader.fail(f"{where}.type", f"expected one of {', '.join(COMPONENT_TYPES)}, got {kind!r}")

@@ -200,16 +200,13 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
     coordinator = reader.mapping(root.get("coordinator"), "coordinator")
     agents = reader.mapping(coordinator.get("agents"), "coordinator.agents")
     env = reader.mapping(root.get("env"), "env")
-    arena = reader.mapping(root.get("arena"), "arena")
+    arena = reader.strict_mapping(root.get("arena"), "arena", _ARENA_KEYS)
     for key in root:
         if key not in ("coordinator", "env", "arena", "agents"):
             log.warning("%s: unknown top-level key %r ignored", source, key)
     for key in env:
         if key not in _ENV_KEYS:
             log.warning("%s: unknown key env.%s ignored", source, key)
-    for key in arena:
-        if key not in _ARENA_KEYS:
-            raise reader.fail(f"arena.{key}", f"unknown key (known: {', '.join(_ARENA_KEYS)})")
 
     scenario = read_scenario(reader, env, base_dir)
 

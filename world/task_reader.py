@@ -67,6 +67,14 @@ class TaskReader:
             raise self.fail(key, f"expected a mapping, got {type(value).__name__} {value!r}")
         return value
 
+    def strict_mapping(self, value: Any, key: str, known: tuple[str, ...]) -> dict[str, Any]:
+        """A mapping whose keys are all in ``known``; the first other key fails, named."""
+        section = self.mapping(value, key)
+        for name in section:
+            if name not in known:
+                raise self.fail(f"{key}.{name}", f"unknown key (known: {', '.join(known)})")
+        return section
+
     def flag(self, value: Any, key: str, default: bool) -> bool:
         if value is None:
             return default
