@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from protocol import IP, Data, Network, Service
+from protocol.action_table import ActionTable
 from protocol.catalog import Catalog
 
 from .scenario import LOG_FILE, Scenario
@@ -30,7 +31,7 @@ from .scenario import LOG_FILE, Scenario
 if TYPE_CHECKING:
     from .game_world import GameWorld
 
-__all__ = ["catalog_of", "scenario_layout"]
+__all__ = ["all_actions_json", "catalog_of", "scenario_layout"]
 
 
 @attrs.frozen
@@ -102,3 +103,18 @@ def catalog_of(world: GameWorld) -> Catalog:
     )
     world._catalog = (world.ip_map, catalog)  # type: ignore[attr-defined]
     return catalog
+
+
+_ALL_ACTIONS: dict[Catalog, str] = {}
+
+
+def all_actions_json(world: GameWorld) -> str:
+    """Upstream's ``all_actions`` for the world's current addresses (reference §7.1),
+    built once per distinct catalog: a join reply must not enumerate thousands of actions."""
+    catalog = catalog_of(world)
+    text = _ALL_ACTIONS.get(catalog)
+    if text is None:
+        if len(_ALL_ACTIONS) > 64:
+            _ALL_ACTIONS.clear()
+        text = _ALL_ACTIONS[catalog] = ActionTable(catalog).as_all_actions_json(catalog)
+    return text

@@ -33,9 +33,8 @@ from protocol import (
     PassAction,
     ProtocolError,
 )
-from protocol.action_table import ActionTable
 
-from .catalog import catalog_of
+from .catalog import all_actions_json, catalog_of
 from .trajectory import Trajectory
 
 if TYPE_CHECKING:
@@ -182,7 +181,7 @@ def welcome_reply(task: TaskConfig, world: GameWorld, entry: _Seat, held: _Held)
         "configuration_hash": task.configuration_hash,
     }
     if task.all_actions:
-        message["all_actions"] = ActionTable(catalog_of(world)).as_all_actions_json(catalog_of(world))
+        message["all_actions"] = all_actions_json(world)
     if entry.wants_catalog:
         message["catalog"] = catalog_of(world).to_wire()
     return Reply(entry.seat, held.request, GameStatus.CREATED, Observation(entry.state, 0, False, {}), message)
