@@ -31,3 +31,15 @@ def test_q_learning_beats_the_random_attacker_by_a_wide_margin() -> None:
     assert random["win_rate"] < 0.1
     assert greedy["win_rate"] >= random["win_rate"] + 0.5
     assert greedy["mean_steps"] < 10 < random["mean_steps"]
+
+
+def test_q_learning_example_runs_as_a_command() -> None:
+    from click.testing import CliRunner
+
+    from agents.examples.q_learning import main
+
+    result = CliRunner().invoke(main, ["--episodes", "30", "--eval-episodes", "5"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert [line.split(":")[0].strip() for line in lines] == ["greedy", "random"]
+    assert all("over 5 episodes" in line for line in lines)

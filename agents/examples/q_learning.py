@@ -36,7 +36,7 @@ import numpy as np
 
 from protocol import AgentStatus
 
-__all__ = ["QTable", "evaluate", "main", "random_policy", "train", "won"]
+__all__ = ["QTable", "evaluate", "main", "random_policy", "result_line", "train", "won"]
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,12 @@ def evaluate(env: Any, policy: Policy, seeds: Iterable[int]) -> dict[str, float]
             "mean_steps": float(np.mean(lengths))}
 
 
+def result_line(name: str, result: dict[str, float], width: int = 7) -> str:
+    """One policy's :func:`evaluate` figures as a line of the examples' summaries."""
+    return (f"{name:>{width}}: win rate {result['win_rate']:.1%}, mean return {result['mean_return']:.1f}, "
+            f"mean steps {result['mean_steps']:.1f} over {result['episodes']} episodes")
+
+
 @click.command()
 @click.option("--task", default="two_networks_tiny", show_default=True, help="a task name or file")
 @click.option("--broker", default=None, help="a broker frontend address (default: in process)")
@@ -162,9 +168,7 @@ def main(task: str, broker: str | None, episodes: int, eval_episodes: int, seed:
         click.echo(json.dumps(summary))
         return
     for name in ("greedy", "random"):
-        result = summary[name]
-        click.echo(f"{name:>7}: win rate {result['win_rate']:.1%}, mean return {result['mean_return']:.1f}, "
-                   f"mean steps {result['mean_steps']:.1f} over {result['episodes']} episodes")
+        click.echo(result_line(name, summary[name]))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from agents.examples.q_learning import evaluate, random_policy
+from agents.examples.q_learning import evaluate, random_policy, result_line
 
 __all__ = ["main", "train_and_evaluate"]
 
@@ -80,9 +80,7 @@ def main(task: str, broker: str | None, timesteps: int, episodes: int, seed: int
     click.echo(f"trained {summary['timesteps']} steps on {task} in {summary['train_seconds']} s "
                f"({summary['train_steps_per_second']} steps/s)")
     for name in ("maskable_ppo", "random"):
-        result = summary[name]
-        click.echo(f"{name:>12}: win rate {result['win_rate']:.1%}, mean return {result['mean_return']:.1f}, "
-                   f"mean steps {result['mean_steps']:.1f} over {result['episodes']} episodes")
+        click.echo(result_line(name, summary[name], width=12))
 
 
 if __name__ == "__main__":
