@@ -1,6 +1,6 @@
 """A NetSecGame attacker sees the same observations, step for step: NetSecGame 0.2.0's
 recorded messages replayed against a GameSession in process (reference
-netsecgame.md §2, §3; transcripts in shared/reference)."""
+netsecgame.md §2, §3; transcripts in tests/fixtures/transcripts)."""
 
 from __future__ import annotations
 

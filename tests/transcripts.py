@@ -1,9 +1,9 @@
 """Reading NetSecGame's recorded transcripts and comparing replies with them.
 
-The transcripts (shared/reference/transcript_*.jsonl) are NetSecGame 0.2.0's exact
-messages; list order inside a state is set iteration order there, so states are
-compared as sets, and ``to_agent`` and ``configuration_hash`` (per-run values) are
-ignored (reference netsecgame.md §9).
+The transcripts (``tests/fixtures/transcripts/*.jsonl``) are NetSecGame 0.2.0's exact
+wire captures, carried by the repository so no test reads outside it. List order inside
+a state is set iteration order there, so states are compared as sets, and ``to_agent``
+and ``configuration_hash`` (per-run values) are ignored (reference netsecgame.md §9).
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-#: The project's shared reference folder lies beside the repository (as in CI).
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+#: NetSecGame 0.2.0's wire captures, copied into the repository.
+TRANSCRIPTS = Path(__file__).resolve().parent / "fixtures" / "transcripts"
 
 
 def load_transcript(name: str) -> list[tuple[str, str]]:
     """(direction, raw text) pairs: "send" from the agent, "recv" from the server."""
-    path = REFERENCE / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: clone the repository beside shared/")
-    lines = path.read_text().splitlines()
+    lines = (TRANSCRIPTS / name).read_text().splitlines()
     return [(record["dir"], record["raw"]) for record in map(json.loads, lines) if record]
 
 
