@@ -30,7 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numpy as np
+from .extras import needs
+
+with needs("ActionMasks (agents.action_masks)", "rl"):
+    import numpy as np
 
 from protocol import Action, AgentRole, GameState
 from protocol.action_table import ActionTable

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import zmq
@@ -66,8 +67,11 @@ from .connection import (
     TIMEOUT,
     Connection,
     RequestFailure,
+    Silence,
     await_replies,
     failure_of,
+    quit_join_body,
+    request_key,
 )
 
 __all__ = ["QUIT_TIMEOUT", "BaseAgent", "RequestFailure"]
@@ -152,6 +156,14 @@ class BaseAgent:
     step runs twice). ``curve``: the agent's CURVE keys, for a broker with CURVE on
     (:class:`~protocol.CurveClient`). ``context``: a ``zmq.Context`` (default: the process's shared
     instance). Like its socket, an agent belongs to one thread at a time.
+
+    A wait without a reply for 1 s is said once (DESIGN §7), long before the timeout: a
+    WARNING when nothing answers at the address, INFO when the broker answers and the
+    game holds the request (a join waiting for its players); set ``on_silence`` to a
+    callable taking a :class:`~agents.connection.Silence` to say it your way instead.
+    A JOIN whose reply has not come when the agent closes (interrupted, or timed out)
+    is given up (a QUIT naming the JOIN, PROTOCOL.md §3.2), so no seat is left behind;
+    ``register()`` after a timed-out one sends that JOIN again, for the same seat.
     """
 
     def __init__(self, endpoint: str, role: AgentRole | str, *, task: str | None = None, game: str | None = None,
@@ -176,6 +188,11 @@ class BaseAgent:
         self._world: str | None = None
         #: Why the last request failed (or was refused); None after a success.
         self.last_error: RequestFailure | None = None
+        #: Called once per wait that has had no reply for 1 s (None: logged).
+        self.on_silence: Callable[[Silence], None] | None = None
+        #: The seq of a JOIN sent whose reply never came (timed out or interrupted): its game
+        #: may still hold a seat for it.
+        self._join_seq: bytes | None = None
         self._connection: Connection | None = None
         try:
             self._connection = Connection(endpoint, context, curve=curve)
@@ -228,7 +245,8 @@ class BaseAgent:
             return self._fail(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.ALREADY_JOINED,
                                              f"this agent already holds seat {self._seat}"))
         body = join_body(self._task, self._role, self._join_game, self.name, catalog=self.want_catalog)
-        answer = self._request(_JOIN, b"", body, self.timeout)
+        # A JOIN whose reply never came is sent again with its seq: it goes to the seat it took.
+        answer = self._request(_JOIN, b"", body, self.timeout, seq=self._join_seq)
         if answer is None:
             return None
         seq, seat_frame, reply = answer
@@ -301,7 +319,8 @@ class BaseAgent:
 
     def terminate_connection(self) -> None:
         """Leave the game (QUIT, answer awaited at most ``min(timeout, QUIT_TIMEOUT)``
-        seconds) and close the socket. Idempotent."""
+        seconds) and close the socket; a JOIN still unanswered (``register()`` interrupted
+        or timed out) is given up the same way. Idempotent."""
         connection = self._connection
         if connection is None or connection.closed:
             return
@@ -311,9 +330,24 @@ class BaseAgent:
                 answer = self._request(_QUIT, seat, NIL_BODY, min(self.timeout, QUIT_TIMEOUT))
                 if answer is not None and answer[2].status is not GameStatus.OK:
                     self._fail(failure_of(answer[2]))
+            elif self._join_seq is not None and connection.reached():  # else the JOIN never got there
+                self._give_up_join(self._join_seq)
         finally:
             connection.close()
             self._seat = self._seat_frame = None
+            self._join_seq = None
+
+    def _give_up_join(self, join_seq: bytes) -> None:
+        """QUIT the seat the JOIN sent with ``join_seq`` may hold, not knowing it yet."""
+        answer = self._request(_QUIT, b"", quit_join_body(join_seq), min(self.timeout, QUIT_TIMEOUT))
+        self._join_seq = None
+        if answer is None:
+            return
+        reply = answer[2]
+        if reply.status is not GameStatus.OK and reply.code not in SEAT_GONE:  # gone is what we wanted
+            self._fail(failure_of(reply))
+        else:
+            self._logger.info("the join still in flight was given up: %s", failure_of(reply).message)
 
     close = terminate_connection
 
@@ -331,25 +365,31 @@ class BaseAgent:
                 connection.close()
 
     # ------------------------------------------------------------------ internals
-    def _request(self, command: bytes, seat: bytes, body: bytes,
-                 timeout: float) -> tuple[bytes, bytes, ReplyBody] | None:
-        """Send one request and wait for its reply: (seq, reply seat frame, reply), or
-        None with ``last_error`` set."""
+    def _request(self, command: bytes, seat: bytes, body: bytes, timeout: float,
+                 seq: bytes | None = None) -> tuple[bytes, bytes, ReplyBody] | None:
+        """Send one request (with ``seq``: the seq of an earlier JOIN, sent again) and wait
+        for its reply: (seq, reply seat frame, reply), or None with ``last_error`` set."""
         connection = self._connection
         if connection is None or connection.closed:
             return self._fail(RequestFailure(None, CLOSED, "the connection was terminated"))
-        seq = connection.next_seq(seat)
+        if seq is None:
+            seq = connection.next_seq(seat)
         frames = [PROTOCOL_FRAME, command, seat, seq, body]
         failure = connection.send(frames)
         if failure is not None:
             return self._fail(failure)
-        key = (b"", seq) if command == _JOIN else (seat, seq)
+        key = request_key(command, seat, seq)
         join = (self._task, self._role, self._join_game, self.name, self.want_catalog) if command == _JOIN else None
+        if join is not None:
+            self._join_seq = seq  # until its reply comes: closing gives it up
         answers: list[tuple[bytes, ReplyBody | RequestFailure]] = []
         resends = await_replies({connection: {key: None}}, time.monotonic() + timeout,
                                 lambda _tag, reply_seat, reply: answers.append((reply_seat, reply)), self._logger,
                                 resend=lambda _key, _tag: resend_frames(frames, join),
-                                retry_interval=self.retry_interval)
+                                retry_interval=self.retry_interval,
+                                on_silence=lambda link, waited: self._silence(link, waited, timeout, command))
+        if answers and join is not None:
+            self._join_seq = None
         if not answers:
             what = Command.from_frame(command).name + (f" of seat {self._seat}" if seat else "")
             return self._fail(RequestFailure(None, TIMEOUT, f"no reply within {timeout:g} s from {self.endpoint} "
@@ -359,6 +399,15 @@ class BaseAgent:
             return self._fail(reply)
         self.last_error = None
         return seq, reply_seat, reply
+
+    def _silence(self, connection: Connection, waited: float, timeout: float, command: bytes) -> None:
+        """Say once that a wait has had no reply yet, and whether anything answers."""
+        up, why = connection.link()
+        notice = Silence(connection.endpoint, waited, timeout, up, why, (Command.from_frame(command).name,))
+        if self.on_silence is not None:
+            self.on_silence(notice)
+        else:
+            self._logger.log(logging.INFO if up else logging.WARNING, "%s", notice)
 
     def _not_joined(self) -> None:
         return self._fail(RequestFailure(GameStatus.BAD_REQUEST, ErrorCode.NOT_JOINED,

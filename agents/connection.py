@@ -10,7 +10,11 @@ ever blocking, and splits what comes back (single replies and batch replies alik
 non-blocking form).
 
 A request that fails never raises: the client gets a :class:`RequestFailure` (status,
-code, message), logs it and keeps it in ``last_error``.
+code, message), logs it and keeps it in ``last_error``. A wait that has had no reply for
+:data:`NOTICE_AFTER` seconds is said once (a :class:`Silence`: whether anything answers
+at the address, or the game holds the request), long before the timeout. A JOIN the
+client gives up before its reply came is quit by seq (:func:`quit_join_body`; such a
+QUIT is matched by :func:`request_key`).
 
     connection = Connection("tcp://127.0.0.1:5570")
     seq = connection.next_seq(b"")
@@ -40,17 +44,18 @@ from protocol import (
     ReplyBody,
     decode_reply,
     int_from_seq,
+    pack,
     seq_bytes,
 )
 from protocol.security import CurveClient
-
-from .handshake import HandshakeWatch
+from protocol.transport import NOTICE_AFTER, LinkWatch
 
 __all__ = [
     "BAD_REPLY",
     "CLOSED",
     "HWM",
     "NIL_BODY",
+    "NOTICE_AFTER",
     "RETRY_INTERVAL",
     "SEAT_GONE",
     "SEND_FAILED",
@@ -58,9 +63,12 @@ __all__ = [
     "Connection",
     "Key",
     "RequestFailure",
+    "Silence",
     "await_replies",
     "failure_of",
+    "quit_join_body",
     "read_ready",
+    "request_key",
     "split_reply",
 ]
 
@@ -80,11 +88,13 @@ SEAT_GONE = frozenset({ErrorCode.UNKNOWN_SEAT, ErrorCode.SEAT_RELEASED, ErrorCod
 #: client keeps in flight, so pipelining never hits them, but not unbounded.
 HWM = 100_000
 
-#: A request's key: ``(seat frame, seq frame)``; a JOIN's seat is ``b""``.
+#: A request's key: ``(seat frame, seq frame)``; a JOIN's seat is ``b""``, and the QUIT of a
+#: pending JOIN (empty seat frame) is keyed by its command frame (:func:`request_key`).
 Key = tuple[bytes, bytes]
 
 #: Seconds without a reply after which a client sends its request again (same seq).
 RETRY_INTERVAL = 2.0
+
 
 # The backend's functions, called directly with plain ints: pyzmq's Python-level
 # send_multipart, recv_multipart, Poller and Socket.poll, and its IntFlag arithmetic,
@@ -110,8 +120,55 @@ def _recv_message(socket: zmq.Socket) -> list[bytes]:
 
 _JOIN = Command.JOIN.frame
 _BATCH = Command.BATCH.frame
+_QUIT = Command.QUIT.frame
 #: msgpack nil: the body of QUIT and STATUS.
 NIL_BODY = b"\xc0"
+
+
+def request_key(command: bytes, seat: bytes, seq: bytes) -> Key:
+    """How a request's reply is matched: ``(seat, seq)``; a JOIN's by ``(b"", seq)`` (its
+    seat is new); the QUIT of a pending JOIN, sent with an empty seat frame, by
+    ``(QUIT, seq)`` (its reply names the seat it gave up, or none)."""
+    if command == _JOIN:
+        return (b"", seq)
+    return (seat, seq) if seat else (command, seq)
+
+
+def quit_join_body(join_seq: bytes) -> bytes:
+    """The body of a QUIT that gives up the seat of the JOIN sent with ``join_seq``, before
+    its reply came (PROTOCOL.md §3.2)."""
+    return pack({"join": join_seq})
+
+
+@attrs.frozen
+class Silence:
+    """A wait that got no reply for a while (said once per wait, DESIGN §7): whether the
+    broker at ``endpoint`` answers at all, and for which requests the client waits.
+
+    >>> str(Silence("tcp://127.0.0.1:9", 2.0, 120.0, False, "nothing accepts a connection there", ("JOIN",)))
+    'nothing answers at tcp://127.0.0.1:9 (nothing accepts a connection there); still trying until the 120 s timeout'
+    >>> str(Silence("tcp://127.0.0.1:9", 2.0, 120.0, True, "", ("JOIN",)))
+    'no reply from tcp://127.0.0.1:9 for 2 s: the game holds the JOIN (waiting for its other players); up to 120 s'
+    """
+
+    endpoint: str
+    waited: float
+    timeout: float
+    answering: bool            # the broker's link is up: the game holds the requests
+    why: str                   # when not answering: what the socket's events tell
+    commands: tuple[str, ...]  # what is waited for: "JOIN", "STEP", "RESET", "QUIT"
+
+    def __str__(self) -> str:
+        if not self.answering:
+            return (f"nothing answers at {self.endpoint} ({self.why}); "
+                    f"still trying until the {self.timeout:g} s timeout")
+        what = ", ".join(self.commands)
+        return (f"no reply from {self.endpoint} for {self.waited:.0f} s: the game holds the {what} "
+                f"({_HELD_FOR.get(self.commands[0], 'waiting')}); up to {self.timeout:g} s")
+
+
+_HELD_FOR = {"JOIN": "waiting for its other players", "STEP": "waiting for the other players' episodes to end",
+             "RESET": "waiting for the other players to ask for a reset"}
 
 
 @attrs.frozen
@@ -183,8 +240,8 @@ class Connection:
         socket = self.context.socket(zmq.DEALER)
         if curve is not None:
             curve.apply(socket)
-        # Says why a broker stays silent when the handshake fails (a refused CURVE key).
-        self._handshake = HandshakeWatch(socket)
+        # Says why a broker stays silent: nothing there, or a failed handshake (a refused CURVE key).
+        self._handshake = LinkWatch(socket)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.SNDHWM, hwm)
         socket.setsockopt(zmq.RCVHWM, hwm)
@@ -241,6 +298,23 @@ class Connection:
         failure = self._handshake.failure() if self.socket is not None else None
         return f"; {failure}" if failure else ""
 
+    def link(self) -> tuple[bool, str]:
+        """Whether the broker answers at the ZeroMQ level (a handshake succeeded and the
+        connection holds), and if not, why as far as the socket's events tell. Read when a
+        wait has gone quiet, never on the step path."""
+        if self.socket is None:
+            return False, "the connection was terminated"
+        if self._handshake.update():
+            return True, ""
+        return False, self._handshake.silence()
+
+    def reached(self) -> bool:
+        """Whether the broker ever answered at the ZeroMQ level: if not, no request got
+        there (so none holds a seat that would need giving up)."""
+        if self.socket is not None:
+            self._handshake.update()
+        return self._handshake.ever_up
+
     def close(self) -> None:
         socket, self.socket = self.socket, None
         if socket is not None:
@@ -266,6 +340,8 @@ def await_replies(
     resend: Callable[[Key, Any], list[bytes]] | None = None,
     retry_interval: float = RETRY_INTERVAL,
     until: Callable[[], bool] | None = None,
+    on_silence: Callable[[Connection, float], None] | None = None,
+    notice_after: float = NOTICE_AFTER,
 ) -> int:
     """Wait until every request in ``pending`` is answered or ``deadline`` passes; returns
     how many times requests were sent again.
@@ -285,6 +361,11 @@ def await_replies(
     with their sequence numbers (Lazy Pirate, zguide ch. 4): a request lost with a broker
     that restarted gets through, and the world answers a resend from its per-seat reply
     cache, so nothing runs twice. Duplicate replies are discarded.
+
+    With ``on_silence(connection, seconds waited)``: once per wait, ``notice_after``
+    seconds in (if the wait lasts that long), it is called for each connection that still
+    has requests unanswered, so the client can say early what it waits for (DESIGN §7:
+    nothing answering is said within 5 s) instead of only at the timeout.
     """
     connections = [connection for connection in pending if connection.socket is not None]
     outstanding = sum(len(pending[connection]) for connection in connections)
@@ -294,7 +375,9 @@ def await_replies(
     by_socket = {connection.socket: connection for connection in connections}
     monotonic = time.monotonic
     resends = 0
-    next_resend = monotonic() + retry_interval if resend is not None else math.inf
+    started = monotonic()
+    next_resend = started + retry_interval if resend is not None else math.inf
+    notice_at = started + notice_after if on_silence is not None else math.inf
     # One message per ready socket per poll: a poll is cheaper than the zmq.Again a
     # drain-until-empty loop ends with, and the usual turn reads exactly one reply.
     while outstanding and (until is None or not until()):
@@ -302,6 +385,12 @@ def await_replies(
         remaining = deadline - now
         if remaining <= 0:
             return resends
+        if now >= notice_at:
+            assert on_silence is not None
+            notice_at = math.inf
+            for connection in connections:
+                if pending[connection]:
+                    on_silence(connection, now - started)
         if now >= next_resend:
             assert resend is not None
             for connection in connections:
@@ -310,7 +399,7 @@ def await_replies(
                         resends += 1
             logger.debug("no reply within %g s: %d requests sent again", retry_interval, outstanding)
             next_resend = now + retry_interval
-        wait = min(remaining, next_resend - now)
+        wait = min(remaining, next_resend - now, notice_at - now)
         for socket, _ in _zmq_poll(items, math.ceil(wait * 1000)):
             connection = by_socket[socket]
             outstanding -= _read_one(connection, socket, pending[connection], on_reply, logger)
@@ -350,7 +439,9 @@ def _read_one(connection: Connection, socket: zmq.Socket, keys: dict[Key, Any],
         return 0
     answered = 0
     for command, seat, seq, body in entries:
-        tag = keys.pop((b"", seq) if command == _JOIN else (seat, seq), _MISSING)
+        tag = keys.pop((b"", seq) if command == _JOIN else (seat, seq) if seat else (command, seq), _MISSING)
+        if tag is _MISSING and command == _QUIT:  # the QUIT of a pending JOIN names the seat it gave up
+            tag = keys.pop((_QUIT, seq), _MISSING)
         if tag is not _MISSING:
             answered += 1
             on_reply(tag, seat, _decode(body))

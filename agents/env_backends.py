@@ -13,10 +13,13 @@ answers (:class:`~protocol.ReplyBody`), so the environments above them have one 
   episode while others play is *held* by its game (PROTOCOL.md §4) and answered later.
 
 A task is named the same way in both modes: a :class:`~world.TaskConfig`, a path or URL
-of a task file, or the name of a task (in process: one of ``world/tasks/*.yaml``; through
-a broker: the name the broker serves it under).
+of a task file, or the name of a task (in process: a shipped task, found by
+:func:`world.load_task`'s one lookup, as ``arena up --task`` finds it; through a broker:
+the name the broker serves it under, given as is). A task file or URL given for a
+broker is read here, with :func:`world.load_task`, only to learn the name it is served
+under (its ``arena.name``, else its file's stem).
 
->>> task_name(TASKS_DIR / "two_networks_tiny_attacker.yaml"), resolve_task("two_networks_tiny").scenario.name
+>>> task_name("world/tasks/two_networks_tiny_attacker.yaml"), resolve_task("two_networks_tiny").scenario.name
 ('two_networks_tiny', 'two_networks_tiny')
 >>> games = make_games(None, "two_networks_tiny")
 >>> joined = games.join({"me": (AgentRole.Attacker, "g")})
@@ -36,8 +39,6 @@ from collections.abc import Collection, Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from protocol import Action, AgentRole, ArenaError, GameStatus, Observation, PassAction, ReplyBody, pack
 from protocol.catalog import Catalog
 
@@ -47,64 +48,31 @@ from .parallel import ParallelBaseAgent
 #: What a request gets: the decoded reply, or why there is none.
 Answer = ReplyBody | RequestFailure
 
-__all__ = ["TASKS_DIR", "BrokerGames", "LocalGames", "answer_text", "make_games", "resolve_task", "task_name"]
-
-#: The shipped task files (``world/tasks``).
-TASKS_DIR = Path(__file__).resolve().parents[1] / "world" / "tasks"
-
-_TASK_NAMES: dict[str, Path] = {}
-
-
-def _file_task_name(path: Path) -> str:
-    """The name a task file is served under: ``arena.name``, else the file's stem."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return path.stem
-    arena = document.get("arena") if isinstance(document, dict) else None
-    name = arena.get("name") if isinstance(arena, dict) else None
-    return name if isinstance(name, str) and name else path.stem
-
-
-def _shipped_task(name: str) -> Path | None:
-    if not _TASK_NAMES:
-        for path in sorted(TASKS_DIR.glob("*.yaml")):
-            _TASK_NAMES.setdefault(_file_task_name(path), path)
-            _TASK_NAMES.setdefault(path.stem, path)
-    return _TASK_NAMES.get(name)
+__all__ = ["BrokerGames", "LocalGames", "answer_text", "make_games", "resolve_task", "task_name"]
 
 
 def resolve_task(task: Any) -> Any:
-    """The TaskConfig to play in process: ``task`` itself, the file or URL it names, the
-    shipped task of that name, or the built-in default for None."""
+    """The TaskConfig to play in process: ``task`` itself, else :func:`world.load_task`'s
+    lookup of it (a file, an http(s) URL, a shipped task's name; None: the default task).
+    An unknown name is a :class:`~world.TaskConfigError` listing the shipped names."""
     from world import TaskConfig, load_task  # in-process mode only
 
-    if isinstance(task, TaskConfig):
-        return task
-    if task is None:
-        return load_task()
-    text = os.fspath(task)
-    if "://" in text or Path(text).exists():
-        return load_task(text)
-    shipped = _shipped_task(text)
-    if shipped is None:
-        known = ", ".join(sorted({_file_task_name(p) for p in TASKS_DIR.glob("*.yaml")}))
-        raise ArenaError(f"no task file or shipped task named {text!r} (shipped: {known})")
-    return load_task(shipped)
+    return task if isinstance(task, TaskConfig) else load_task(task)
 
 
 def task_name(task: Any) -> str | None:
-    """The broker's name for ``task``: its ``name``, the name a task file declares, or the
-    string itself (None: the broker's only or default task)."""
+    """The broker's name for ``task``: its ``name``, the name a task file or URL is served
+    under, or the string itself (None: the broker's only or default task)."""
     if task is None:
         return None
     name = getattr(task, "name", None)
     if isinstance(name, str) and hasattr(task, "scenario"):
         return name
     text = os.fspath(task)
-    path = Path(text)
-    if path.suffix in (".yaml", ".yml") and path.exists():
-        return _file_task_name(path)
+    if text.startswith(("http://", "https://")) or Path(text).is_file():
+        from world import load_task  # the one naming rule, and a broken file fails here, named
+
+        return str(load_task(text).name)
     return text
 
 

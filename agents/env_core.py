@@ -22,8 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-from gymnasium import spaces
+from .extras import needs
+
+with needs("the RL environments (agents.env_core)", "rl"):
+    import numpy as np
+    from gymnasium import spaces
 
 from protocol import PASS, Action, AgentRole, AgentStatus, GameState, Observation, PassAction, ReplyBody
 from protocol.action_table import ActionTable

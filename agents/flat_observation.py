@@ -49,7 +49,11 @@ import json
 from typing import Any
 
 import attrs
-import numpy as np
+
+from .extras import needs
+
+with needs("FlatObservation (agents.flat_observation)", "rl"):
+    import numpy as np
 
 from protocol import Data, GameState
 from protocol.catalog import Catalog

@@ -43,14 +43,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
-import numpy as np
+from .extras import needs
+
+with needs("ArenaEnv (agents.gym_env)", "rl"):
+    import gymnasium as gym
+    import numpy as np
 
 from protocol import AgentRole, ArenaError, GameState, ReplyBody
 from protocol.action_table import ActionTable
 from protocol.catalog import Catalog
 
-from .env_backends import TASKS_DIR, answer_text, make_games
+from .env_backends import answer_text, make_games
 from .env_core import AgentSeat, as_role
 from .flat_observation import ObservationLayout
 from .utils import state_as_ordered_string
@@ -179,25 +182,20 @@ class ArenaEnv(gym.Env):  # type: ignore[type-arg]
         self._games.close()
 
 
-#: Registered Gymnasium ids -> the constructor arguments they stand for. Per-task ids are
-#: registered only for the shipped task files that exist.
+#: Registered Gymnasium ids -> the constructor arguments they stand for (shipped tasks'
+#: names, found by :func:`world.load_task`'s lookup).
 ENV_IDS: dict[str, dict[str, Any]] = {
     "NetSecArena/Arena-v0": {},
     "NetSecArena/TwoNetworksTiny-v0": {"task": "two_networks_tiny"},
     "NetSecArena/Scenario1Small-v0": {"task": "scenario1_small_attacker"},
     "NetSecArena/DefendedTiny-v0": {"task": "defended_tiny"},
 }
-_TASK_FILES = {"two_networks_tiny": "two_networks_tiny_attacker.yaml",
-               "scenario1_small_attacker": "scenario1_small_attacker.yaml", "defended_tiny": "defended_tiny.yaml"}
 
 
 def register_envs() -> list[str]:
     """Register :data:`ENV_IDS` with Gymnasium (idempotent); the ids registered."""
     registered = []
     for env_id, kwargs in ENV_IDS.items():
-        task = kwargs.get("task")
-        if task is not None and not (TASKS_DIR / _TASK_FILES[task]).exists():
-            continue
         if env_id not in gym.registry:
             gym.register(env_id, entry_point="agents.gym_env:ArenaEnv",
                          vector_entry_point="agents.vector_env:ArenaVectorEnv", kwargs=dict(kwargs))

@@ -18,6 +18,8 @@ about games: what a reply means is the client's business.
   missing are held by their game. Unanswered requests are sent again, one message each
   with their own seq, every ``retry_interval`` of a wait (:func:`~agents.connection.await_replies`).
 * :meth:`InFlight.forget` drops an env's request and reply (a QUIT answers both).
+  A JOIN that timed out is remembered (:attr:`InFlight.abandoned_joins`): its game may
+  still hold a seat for it, which a quit gives up (:meth:`InFlight.joins_of`).
 
     book = InFlight([connection], logger, RETRY_INTERVAL, join_retry=lambda env: body)
     book.send([(connection, b"w-1", Request(0, STEP, b"s-1", seq, action))])
@@ -35,7 +37,7 @@ import attrs
 
 from protocol import PROTOCOL_FRAME, Command, ReplyBody
 
-from .connection import TIMEOUT, Connection, Key, RequestFailure, await_replies, read_ready
+from .connection import TIMEOUT, Connection, Key, RequestFailure, await_replies, read_ready, request_key
 
 __all__ = ["InFlight", "Reply", "Request"]
 
@@ -54,8 +56,9 @@ class Request:
 
     @property
     def key(self) -> Key:
-        """How its reply is matched: ``(seat, seq)``, a JOIN's by seq alone (its seat is new)."""
-        return (b"", self.seq) if self.command == _JOIN else (self.seat, self.seq)
+        """How its reply is matched: ``(seat, seq)``, a JOIN's by seq alone (its seat is new)
+        (:func:`~agents.connection.request_key`)."""
+        return request_key(self.command, self.seat, self.seq)
 
 
 @attrs.define(slots=True, eq=False)   # not frozen: one is made per reply, and frozen inits cost 3x
@@ -75,7 +78,8 @@ class InFlight:
     module docstring). ``join_retry(env)`` is the body of a resent JOIN (it says it is one)."""
 
     def __init__(self, connections: Iterable[Connection], logger: logging.Logger, retry_interval: float,
-                 join_retry: Callable[[int], bytes]) -> None:
+                 join_retry: Callable[[int], bytes],
+                 on_silence: Callable[[Connection, float, float, list[bytes]], None] | None = None) -> None:
         #: per live connection, ``{request key: request}`` (empty ones too: replies that
         #: come there are read and discarded)
         self.pending: dict[Connection, dict[Key, Request]] = {connection: {} for connection in connections}
@@ -86,6 +90,11 @@ class InFlight:
         self._join_retry = join_retry
         self._wanted: Collection[int] = ()
         self._found = 0
+        #: ``(connection, waited, timeout, commands waited for)``, once per wait gone quiet
+        self._on_silence = on_silence
+        #: envs whose JOIN timed out -> (connection, its seq): its game may still hold a seat
+        #: for it, which a JOIN sent again with that seq finds, and a quit gives up
+        self.abandoned_joins: dict[int, tuple[Connection, bytes]] = {}
 
     # ------------------------------------------------------------------ queries
     def busy(self, env: int) -> bool:
@@ -143,7 +152,7 @@ class InFlight:
         pending, in_flight = self.pending.setdefault(connection, {}), self._requests
         join = requests[0].command == _JOIN
         for request in requests:
-            pending[(b"", request.seq) if join else (request.seat, request.seq)] = request
+            pending[(b"", request.seq) if join else (request.seat or request.command, request.seq)] = request
             in_flight[request.env] = (connection, request)
 
     def answer(self, env: int, command: bytes, failure: RequestFailure) -> None:
@@ -162,8 +171,12 @@ class InFlight:
             if self._found >= need:
                 read_ready(self.pending, self._on_reply, self._logger)
                 return
+            silence = self._on_silence
             await_replies(self.pending, time.monotonic() + timeout, self._on_reply, self._logger,
-                          resend=self._resend, retry_interval=self._retry_interval, until=lambda: self._found >= need)
+                          resend=self._resend, retry_interval=self._retry_interval, until=lambda: self._found >= need,
+                          on_silence=None if silence is None else lambda connection, waited: silence(
+                              connection, waited, timeout,
+                              sorted({request.command for request in self.pending[connection].values()})))
             if self._found < need:
                 self._expire(sorted(self._wanted), timeout)
         finally:
@@ -187,6 +200,8 @@ class InFlight:
                 continue
             connection, request = entry
             self.pending[connection].pop(request.key, None)
+            if request.command == _JOIN:
+                self.abandoned_joins[env] = (connection, request.seq)
             what = Command.from_frame(request.command).name
             where = "" if request.command == _JOIN else f", seat {request.seat.decode(errors='replace')}"
             self._replies[env] = Reply(request.command, request.seq, b"", RequestFailure(
@@ -198,10 +213,23 @@ class InFlight:
         replies = self._replies
         return {env: replies.pop(env) for env in envs if env in replies}
 
+    def joins_of(self, envs: Iterable[int]) -> dict[int, tuple[Connection, bytes]]:
+        """The JOINs of ``envs`` without a reply (in flight, or timed out): env -> (connection,
+        seq), for giving up the seats they may hold."""
+        found = {}
+        for env in envs:
+            entry = self._requests.get(env)
+            if entry is not None and entry[1].command == _JOIN:
+                found[env] = (entry[0], entry[1].seq)
+            elif env in self.abandoned_joins:
+                found[env] = self.abandoned_joins[env]
+        return found
+
     def forget(self, envs: Iterable[int]) -> None:
-        """Drop the requests and replies of ``envs``."""
+        """Drop the requests and replies of ``envs`` (and their timed-out JOINs)."""
         for env in envs:
             self._replies.pop(env, None)
+            self.abandoned_joins.pop(env, None)
             entry = self._requests.pop(env, None)
             if entry is not None:
                 connection, request = entry

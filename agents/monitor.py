@@ -4,7 +4,9 @@ Trace messages are ``[topic][msgpack {"publisher", "seq", "events"}]`` (PROTOCOL
 A monitor first waits for an ``alive`` event (worlds send one every heartbeat): then
 its subscription has reached the publishers, and nothing after that is lost to the
 slow-joiner effect. Each publisher numbers its messages, so a jump is a gap: counted,
-never hidden.
+never hidden. A quiet trace and an address where nothing answers look the same to a
+SUB socket; :attr:`TraceMonitor.link` (:class:`~protocol.transport.LinkWatch`) tells them
+apart.
 
 >>> figures = TraceFigures()
 >>> figures.add_message({"publisher": "w", "seq": 1, "events": [
@@ -23,6 +25,7 @@ from typing import Any
 import zmq
 
 from protocol import CurveClient, ProtocolError, unpack
+from protocol.transport import LinkWatch
 
 from .trace_figures import TaskFigures, TraceFigures
 
@@ -31,7 +34,8 @@ __all__ = ["TaskFigures", "TraceFigures", "TraceMonitor"]
 
 class TraceMonitor:
     """A subscriber to the trace. Use :meth:`wait_ready` before counting anything.
-    ``curve``: the monitor's CURVE keys, for a broker with CURVE on."""
+    ``curve``: the monitor's CURVE keys, for a broker with CURVE on. ``link.update()``
+    says whether the trace's publisher answered the handshake, ``link.silence()`` why not."""
 
     def __init__(self, address: str, topic: str = "trace.", *, curve: CurveClient | None = None,
                  context: zmq.Context | None = None) -> None:
@@ -42,6 +46,8 @@ class TraceMonitor:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.RCVHWM, 100_000)
         self.socket.setsockopt_string(zmq.SUBSCRIBE, topic)
+        self.link = LinkWatch(self.socket)
+        self.address = address
         self.socket.connect(address)
         self.bad_messages = 0
 
@@ -74,6 +80,7 @@ class TraceMonitor:
         return None
 
     def close(self) -> None:
+        self.link.close()
         self.socket.close(linger=0)
 
     def __enter__(self) -> TraceMonitor:

@@ -66,7 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import zmq
@@ -75,7 +75,17 @@ from protocol import Action, AgentRole, Command, GameStatus, Observation, PassAc
 from protocol.security import CurveClient
 
 from .client import QUIT_TIMEOUT, as_role, check_reset_arguments, join_body, reset_body
-from .connection import CLOSED, NIL_BODY, RETRY_INTERVAL, Connection, RequestFailure, failure_of
+from .connection import (
+    CLOSED,
+    NIL_BODY,
+    RETRY_INTERVAL,
+    SEAT_GONE,
+    Connection,
+    RequestFailure,
+    Silence,
+    failure_of,
+    quit_join_body,
+)
 from .env_seats import NOT_JOINED, EnvSeats
 from .inflight import InFlight, Request
 
@@ -112,6 +122,11 @@ class ParallelBaseAgent:
     with their sequence numbers (see :class:`~agents.client.BaseAgent`). ``curve``: CURVE
     keys for brokers with CURVE on. ``catalog``: ask for each game's catalog
     (``info["catalog"]`` of join and reset replies). Not thread-safe (its sockets).
+
+    As :class:`~agents.client.BaseAgent`: a wait without a reply for 1 s is said once per
+    call and broker (``on_silence``, else the log), and JOINs without a reply when envs
+    quit or the agent closes (in flight, or timed out) are given up, so no seat is left
+    behind; an env whose JOIN timed out sends that JOIN again when it joins again.
     """
 
     def __init__(self, endpoints: str | Sequence[str], role: AgentRole | str | Sequence[AgentRole | str],
@@ -144,8 +159,10 @@ class ParallelBaseAgent:
         self._envs = EnvSeats(roles, endpoint_list, _per_env(game, num_envs, "game"),
                               [self._connections[endpoint] for endpoint in endpoint_list], self._logger)
         self._join_bodies: dict[tuple[AgentRole, str | None, bool], bytes] = {}
+        #: Called once per wait that has had no reply for 1 s, per broker (None: logged).
+        self.on_silence: Callable[[Silence], None] | None = None
         self._book = InFlight(self._live_connections(), self._logger, self.retry_interval,
-                              lambda env: self._join_body(env, retry=True))
+                              lambda env: self._join_body(env, retry=True), self._silence)
         self._terminated = False
 
     # ------------------------------------------------------------------ properties
@@ -295,8 +312,8 @@ class ParallelBaseAgent:
         return results
 
     def terminate_connection(self) -> None:
-        """QUIT every seat (pipelined; answers awaited at most ``min(timeout,
-        QUIT_TIMEOUT)`` seconds), then close every socket. Idempotent."""
+        """QUIT every seat, and every JOIN without a reply (pipelined; answers awaited at
+        most ``min(timeout, QUIT_TIMEOUT)`` seconds), then close every socket. Idempotent."""
         if self._terminated:
             return
         self._terminated = True
@@ -404,7 +421,8 @@ class ParallelBaseAgent:
     def quit(self, envs: Iterable[int] | None = None) -> None:
         """QuitGame for the seats of ``envs`` (default: all), pipelined, answers awaited at
         most ``min(timeout, QUIT_TIMEOUT)`` seconds. Their requests in flight are forgotten
-        (a QUIT answers a held one too); the envs are unseated and done, and
+        (a QUIT answers a held one too), and a JOIN without a reply (held, or timed out) is
+        given up by a QUIT naming it; the envs are unseated and done, and
         :meth:`register` or :meth:`send_joins` may seat them again."""
         self._quit(self._chosen(envs, lambda env: True, check=False), "quit")
 
@@ -414,21 +432,27 @@ class ParallelBaseAgent:
         chosen = list(chosen)
         for env, reply in book.take(chosen).items():  # a join answered but not collected seats its env
             seats.settle(env, reply)
-        in_flight = set(book.in_flight())
-        joining = [env for env in chosen if env in in_flight and seats.seat_frames[env] is None]
-        if joining:
-            self._logger.warning("envs %s quit with a join in flight: their seats are left to the lease", joining)
+        # JOINs without a reply (in flight, or timed out) may hold seats the envs do not know
+        # yet: each is given up by a QUIT naming its seq (PROTOCOL.md §3.2).
+        joins = {env: join for env, join in book.joins_of(chosen).items()
+                 if seats.seat_frames[env] is None and not join[0].closed and join[0].reached()}
         book.forget(chosen)
         bodies = {env: NIL_BODY for env in chosen if seats.seat_frames[env] is not None}
         self._post(_QUIT, bodies)
-        book.wait(bodies, len(bodies), min(self.timeout, QUIT_TIMEOUT))
+        book.send([(connection, None, Request(env, _QUIT, b"", connection.next_seq(b""), quit_join_body(seq)))
+                   for env, (connection, seq) in joins.items()])
+        asked = [*bodies, *joins]
+        book.wait(asked, len(asked), min(self.timeout, QUIT_TIMEOUT))
         failed = []
-        for env, reply in book.take(bodies).items():
+        for env, reply in book.take(asked).items():
             answer = reply.answer
-            if isinstance(answer, RequestFailure) or answer.status is not GameStatus.OK:
+            if isinstance(answer, RequestFailure) or (answer.status is not GameStatus.OK
+                                                      and (env not in joins or answer.code not in SEAT_GONE)):
                 seats.fail(env, answer if isinstance(answer, RequestFailure) else failure_of(answer))
                 failed.append(env)
-        self._log_failures(what, sorted(failed), len(bodies))
+        if joins:
+            self._logger.info("%s: the joins of envs %s, still without a reply, were given up", what, sorted(joins))
+        self._log_failures(what, sorted(failed), len(asked))
         for env in chosen:
             seats.unseat(env)
             seats.done[env] = True
@@ -473,7 +497,12 @@ class ParallelBaseAgent:
                 continue
             seat = b"" if command == _JOIN else seats.seat_frames[env]
             assert seat is not None
-            request = Request(env, command, seat, connection.next_seq(seat), body)
+            seq = None
+            if command == _JOIN:  # a JOIN that timed out goes again with its seq, to the seat it took
+                old = book.abandoned_joins.pop(env, None)
+                if old is not None and old[0] is connection:
+                    seq = old[1]
+            request = Request(env, command, seat, seq or connection.next_seq(seat), body)
             requests.append((connection, seats.world_frames[env] if batch else None, request))
         book.send(requests)
 
@@ -491,6 +520,16 @@ class ParallelBaseAgent:
             if not isinstance(result, RequestFailure):
                 results[env] = result
         return results
+
+    def _silence(self, connection: Connection, waited: float, timeout: float, commands: list[bytes]) -> None:
+        """Say once per wait and broker that its replies are late, and whether it answers."""
+        up, why = connection.link()
+        notice = Silence(connection.endpoint, waited, timeout, up, why,
+                         tuple(Command.from_frame(command).name for command in commands))
+        if self.on_silence is not None:
+            self.on_silence(notice)
+        else:
+            self._logger.log(logging.INFO if up else logging.WARNING, "%s", notice)
 
     def _log_failures(self, what: str, failed: list[int], asked: int) -> None:
         if failed:

@@ -39,8 +39,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-from pettingzoo import ParallelEnv
+from .extras import needs
+
+with needs("ArenaParallelEnv (agents.pettingzoo_env)", "rl"):
+    import numpy as np
+    from pettingzoo import ParallelEnv
 
 from protocol import Action, AgentRole, ArenaError, GameStatus, PassAction, ReplyBody
 

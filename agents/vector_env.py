@@ -28,7 +28,7 @@ A masked action is a counted no-op flagged in ``info["masked"]``. Infos follow t
 vector convention: ``info[key]`` holds one entry per env, ``info["_" + key]`` says which
 envs have one.
 
->>> envs = ArenaVectorEnv(4, "two_networks_tiny")
+>>> envs = ArenaVectorEnv("two_networks_tiny", num_envs=4)
 >>> observations, infos = envs.reset(seed=0)
 >>> observations.shape, infos["action_mask"].shape, envs.action_space
 ((4, 51), (4, 205), MultiDiscrete([205 205 205 205]))
@@ -43,9 +43,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import numpy as np
-from gymnasium.vector import AutoresetMode, VectorEnv
-from gymnasium.vector.utils import batch_space
+from .extras import needs
+
+with needs("ArenaVectorEnv (agents.vector_env)", "rl"):
+    import numpy as np
+    from gymnasium.vector import AutoresetMode, VectorEnv
+    from gymnasium.vector.utils import batch_space
 
 from protocol import Action, AgentRole, ArenaError, GameStatus, PassAction, ReplyBody
 
@@ -59,14 +62,18 @@ _StepResult = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, An
 
 class ArenaVectorEnv(VectorEnv):  # type: ignore[type-arg]
     """``num_envs`` games of ``task``, one learning agent of ``role`` each (see the module
-    docstring). Other arguments as :class:`agents.gym_env.ArenaEnv`'s."""
+    docstring). The task comes first, as in :class:`agents.gym_env.ArenaEnv`, whose other
+    arguments these are: ``ArenaVectorEnv("two_networks_tiny", num_envs=4)``."""
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
 
-    def __init__(self, num_envs: int = 8, task: Any = None, *, role: AgentRole | str = AgentRole.Attacker,
+    def __init__(self, task: Any = None, num_envs: int = 8, *, role: AgentRole | str = AgentRole.Attacker,
                  broker: str | None = None, seed: int = 42, timeout: float = 120.0, name: str = "ArenaVectorEnv",
                  max_episode_steps: int | None = None) -> None:
-        if not isinstance(num_envs, int) or num_envs < 1:
+        if isinstance(task, int):   # the unreleased order (num_envs first): say so, never guess
+            given = "task" if isinstance(num_envs, int) else repr(num_envs)
+            raise TypeError(f"ArenaVectorEnv takes the task first: ArenaVectorEnv({given}, num_envs={task!r})")
+        if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         del max_episode_steps  # the game's own step limit truncates (gymnasium.make_vec passes it)
         self.num_envs = num_envs

@@ -11,7 +11,9 @@ subscriber so it is really sent), trajectories as the task says (off by default)
 Output: a progress bar (stderr), then the table, or with ``--json`` one JSON object per
 case as it finishes and a summary object (the table then goes to stderr);
 ``--markdown`` prints the table for ``BENCHMARKS.md``; ``--plot FILE.png`` draws
-steps/s against environments and worlds (the ``plot`` extra).
+steps/s against environments and worlds (the ``plot`` extra). A case whose extra is
+not installed (the env cases: ``rl``) is skipped, with one line naming the extra.
+``--check`` exits 1 when a target is missed; ``--target KEY=GOAL`` sets a goal.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from typing import Any
 
 import click
 
+from agents.extras import MissingExtraError, install_hint, require
 from protocol import AgentRole, ArenaError
 from world import TaskConfigError, load_task
 
 from .bench_cases import GAMES, REPEATS, BenchError, Case, Settings, all_cases, run_case
 from .bench_measure import TraceDrain, raise_open_file_limit
-from .bench_report import format_summary, format_table, load_average, plot, summarise
+from .bench_report import TARGETS, format_summary, format_table, load_average, missed_targets, plot, summarise
 from .bench_script import ScriptError, record_script
 from .stack import Stack
 
@@ -69,6 +72,36 @@ def _schedule(cases: list[Case]) -> list[tuple[tuple[int, bool] | None, list[Cas
     for case in cases:
         groups.setdefault((case.worlds, case.echo) if case.worlds else None, []).append(case)
     return sorted(groups.items(), key=lambda item: (-1, 0) if item[0] is None else (item[0][0], not item[0][1]))
+
+
+#: What each extra's cases import, checked before the run.
+_EXTRA_MODULES = {"rl": ("numpy", "gymnasium", "agents.gym_env", "agents.vector_env")}
+
+
+def missing_extras(cases: list[Case]) -> dict[str, MissingExtraError]:
+    """The extras the cases need that are not installed, with the error naming each."""
+    missing = {}
+    for extra in sorted({case.extra for case in cases if case.extra}):
+        try:
+            require(f"arena bench's {extra} cases", extra, *_EXTRA_MODULES[extra])
+        except MissingExtraError as error:
+            missing[extra] = error
+    return missing
+
+
+def _goals(values: tuple[str, ...]) -> dict[str, float]:
+    """``--target KEY=GOAL`` values, checked."""
+    goals = {}
+    for value in values:
+        key, _, goal = value.partition("=")
+        if key not in TARGETS:
+            raise click.BadParameter(f"unknown target {key!r} in {value!r} (targets: {', '.join(TARGETS)})",
+                                     param_hint="--target")
+        try:
+            goals[key] = float(goal)
+        except ValueError:
+            raise click.BadParameter(f"{value!r}: the goal must be a number", param_hint="--target") from None
+    return goals
 
 
 def _weight(case: Case) -> int:
@@ -161,8 +194,8 @@ def _progress(total: int, *, show: bool) -> Iterator[Callable[[int, str], None]]
 
 
 @click.command()
-@click.option("--task", "task_location", default=None, metavar="FILE_OR_URL",
-              help="Task file or URL; its games must start with one attacker "
+@click.option("--task", "task_location", default=None, metavar="TASK",
+              help="Task file, URL or shipped name; its games must start with one attacker "
                    "[default: world/tasks/scenario1_small_attacker.yaml, NetSecGame's benchmark setup].")
 @click.option("--duration", default=DEFAULT_DURATION, show_default=True, type=click.FloatRange(0.05),
               help="Seconds measured per case (and per run of games-per-world), after a warm-up.")
@@ -179,21 +212,28 @@ def _progress(total: int, *, show: bool) -> Iterator[Callable[[int, str], None]]
               help="The worlds' trace level.")
 @click.option("--trace-subscriber/--no-trace-subscriber", default=True, show_default=True,
               help="Subscribe to the trace, so worlds really send it (a PUB without subscribers drops it early).")
+@click.option("--check", is_flag=True, help="Exit 1 when a target the cases measured is missed (for CI).")
+@click.option("--target", "target_goals", multiple=True, metavar="KEY=GOAL",
+              help=f"Set a target's goal (repeatable); keys: {', '.join(TARGETS)}.")
 def bench(task_location: str | None, duration: float, patterns: str | None, list_cases: bool, as_json: bool,
-          markdown: bool, plot_file: str | None, seed: int, trace_level: str, trace_subscriber: bool) -> None:
+          markdown: bool, plot_file: str | None, seed: int, trace_level: str, trace_subscriber: bool, check: bool,
+          target_goals: tuple[str, ...]) -> None:
     """Measure steps/s, latency and server CPU per step: in process, lock-step, parallel
     (1-256 envs over 1-4 worlds, batched and not), resets, games per world, and an echo
-    world's ceiling; then a table (and --json, --plot)."""
+    world's ceiling; then a table and the DESIGN §6 targets (and --json, --plot).
+    Cases whose extra is not installed are skipped; exits 1 when a case failed, or with
+    --check when a target is missed."""
     cases = select_cases(patterns)
+    goals = _goals(target_goals)
     if list_cases:
         for case in cases:
             click.echo(f"{case.name:<32} {case.kind:<10} {case.describe()}")
         return
     if plot_file:
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise click.ClickException("--plot needs matplotlib: pip install 'netsec-arena[plot]'") from None
+            require("arena bench --plot", "plot", "matplotlib")
+        except MissingExtraError as error:
+            raise click.ClickException(str(error)) from None
     location = _task_location(task_location)
     try:
         task = load_task(location)
@@ -207,6 +247,15 @@ def bench(task_location: str | None, duration: float, patterns: str | None, list
     except ScriptError as error:
         raise click.ClickException(str(error)) from None
     settings = Settings(task=task, script=script, duration=duration, seed=seed, trace=trace_level)
+    missing = missing_extras(cases)
+    skipped = [{"case": case.name, "kind": case.kind, "extra": case.extra,
+                "skipped": f"needs the {case.extra} extra ({missing[case.extra].module} is not installed)"}
+               for case in cases if case.extra in missing]
+    for extra, error in missing.items():
+        names = [case.name for case in cases if case.extra == extra]
+        click.echo(f"arena bench: skipped {', '.join(names)}: they need the {extra} extra ({error.module} is not "
+                   f"installed): {install_hint(extra)}", err=True)
+    cases = [case for case in cases if case.extra not in missing]
 
     def on_result(result: dict[str, Any]) -> None:
         if as_json:
@@ -218,10 +267,12 @@ def bench(task_location: str | None, duration: float, patterns: str | None, list
     with _progress(sum(_weight(case) for case in cases), show=True) as advance:
         results = run_suite(cases, settings, location, trace_subscriber=trace_subscriber, on_result=on_result,
                             advance=advance)
-    summary = summarise(results, time.perf_counter() - started,
+    for result in skipped:
+        on_result(result)
+    summary = summarise([*results, *skipped], time.perf_counter() - started,
                         {"task": task.name, "duration": duration, "seed": seed, "trace_level": trace_level,
-                         "trace_subscriber": trace_subscriber}, load_before)
-    table = format_table(results, markdown=markdown)
+                         "trace_subscriber": trace_subscriber}, load_before, goals)
+    table = format_table([*results, *skipped], markdown=markdown)
     text = table + "\n\n" + format_summary(summary, markdown=markdown)
     if as_json:
         click.echo(json.dumps(summary))
@@ -229,5 +280,12 @@ def bench(task_location: str | None, duration: float, patterns: str | None, list
     if plot_file:
         plot(results, plot_file, f"arena bench: {task.name}, {duration:g} s per case")
         click.echo(f"plot written to {plot_file}", err=True)
-    if summary["failed"]:
+    missed = missed_targets(summary) if check else []
+    if missed:
+        click.echo(f"arena bench --check: {len(missed)} of {len(summary['targets'])} targets missed: "
+                   + "; ".join(f"{t['key']} = {t['value']:.4g} (goal {t['goal']})" for t in missed), err=True)
+    elif check:
+        click.echo(f"arena bench --check: {len(summary['targets'])} targets measured, all met"
+                   if summary["targets"] else "arena bench --check: the cases run measure no target", err=True)
+    if summary["failed"] or missed:
         sys.exit(1)

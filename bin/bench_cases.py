@@ -74,6 +74,11 @@ class Case:
     echo: bool = False
 
     @property
+    def extra(self) -> str | None:
+        """The optional extra the case needs (pyproject.toml), if any."""
+        return "rl" if self.kind in ("env", "env-vector") else None
+
+    @property
     def baseline(self) -> str | None:
         """The echo case of the same shape, if there is one."""
         return None if self.echo or self.kind not in ("lockstep", "parallel") else f"echo-{self.name}"

@@ -114,7 +114,7 @@ def run_env_vector(case: Case, settings: Settings, frontend: str | None = None,
                    pids: Sequence[int] = ()) -> dict[str, Any]:
     np, _, arena_vector_env = _rl()
     task = settings.task.name if case.worlds else settings.task
-    envs = arena_vector_env(case.envs, task, broker=frontend if case.worlds else None, seed=settings.seed,
+    envs = arena_vector_env(task, case.envs, broker=frontend if case.worlds else None, seed=settings.seed,
                             timeout=settings.timeout)
     try:
         return _run(case, settings, _VectorPlayer(envs, np), pids, "ArenaVectorEnv.step (all envs)")

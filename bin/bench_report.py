@@ -19,12 +19,24 @@ from typing import Any
 import msgpack
 import zmq
 
-__all__ = ["NETSECGAME_STEPS_PER_SECOND", "format_summary", "format_table", "load_average", "machine", "plot",
-           "summarise"]
+__all__ = ["NETSECGAME_STEPS_PER_SECOND", "TARGETS", "format_summary", "format_table", "load_average", "machine",
+           "missed_targets", "plot", "summarise"]
 
 #: NetSecGame 0.2.0's steps/s on a 2-core machine, one random attacker (DESIGN §6 reference:
 #: 380-510); the upper end, so the ratios below are conservative. Not measured by the bench.
 NETSECGAME_STEPS_PER_SECOND = 510.0
+
+#: The targets the bench checks (DESIGN §6), by key (``arena bench --target KEY=GOAL``):
+#: what is measured, the default goal, and whether the goal is a ceiling.
+TARGETS: dict[str, tuple[str, float, bool]] = {
+    "inprocess-steps": ("in-process world steps/s", 50_000, False),
+    "lockstep-server-cpu": ("server CPU µs/step (world + broker), lockstep", 50, True),
+    "parallel-server-cpu": ("server CPU µs/step (world + broker), parallel-64-2-batched", 50, True),
+    "lockstep-ratio": ("lockstep steps/s ÷ NetSecGame's", 5, False),
+    "parallel-ratio": ("parallel-64-2-batched steps/s ÷ NetSecGame's", 30, False),
+    "games-per-world-flatness": ("world CPU per step (/proc), 1 to 256 games, max ÷ min", 1.2, True),
+    "games-per-host-flatness": ("world work per step (in process), 1 to 256 games, max ÷ min", 1.2, True),
+}
 
 _COLUMNS = ("case", "rate", "episodes", "p50 ms", "p99 ms", "world µs", "broker µs", "server µs", "client µs",
             "of echo")
@@ -39,6 +51,9 @@ def _rows(results: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     for result in results:
         if "error" in result:
             rows.append((result["case"], f"FAILED: {result['error']}", *("",) * (len(_COLUMNS) - 2)))
+            continue
+        if "skipped" in result:
+            rows.append((result["case"], f"skipped: needs the {result['extra']} extra", *("",) * (len(_COLUMNS) - 2)))
             continue
         entries = [(result["case"], result)]
         entries += [(f"{result['case']} {entry['games']}", {**result, **entry, "episodes": None})
@@ -89,41 +104,48 @@ def load_average() -> float | None:
         return None
 
 
-def _target(name: str, value: float | None, goal: float, *, at_most: bool = False) -> dict[str, Any]:
+def _target(key: str, value: float | None, goals: dict[str, float]) -> dict[str, Any]:
+    name, default, at_most = TARGETS[key]
+    goal = goals.get(key, default)
     met = None if value is None else (value <= goal if at_most else value >= goal)
-    return {"target": name, "value": value, "goal": f"{'<=' if at_most else '>='} {goal:g}", "met": met}
+    return {"target": name, "key": key, "value": value, "goal": f"{'<=' if at_most else '>='} {goal:g}", "met": met}
 
 
 def summarise(results: Sequence[dict[str, Any]], wall: float, settings: dict[str, Any],
-              load_before: float | None = None) -> dict[str, Any]:
-    """The last JSON object: the run, the failed cases and the DESIGN §6 targets that
-    the cases run could check."""
-    ok = {result["case"]: result for result in results if "error" not in result}
+              load_before: float | None = None, goals: dict[str, float] | None = None) -> dict[str, Any]:
+    """The last JSON object: the run, the failed and skipped cases and the DESIGN §6
+    targets that the cases run could check (``goals``: goals by target key, instead of
+    the defaults of :data:`TARGETS`)."""
+    goals = goals or {}
+    ok = {result["case"]: result for result in results if "error" not in result and "skipped" not in result}
     targets = []
     if "inprocess" in ok:
-        targets.append(_target("in-process world steps/s", ok["inprocess"]["per_second"], 50_000))
-    for name in ("lockstep", "parallel-64-2-batched"):
+        targets.append(_target("inprocess-steps", ok["inprocess"]["per_second"], goals))
+    for name, key in (("lockstep", "lockstep-server-cpu"), ("parallel-64-2-batched", "parallel-server-cpu")):
         if name in ok:
-            targets.append(_target(f"server CPU µs/step (world + broker), {name}", ok[name]["server_cpu_us"], 50,
-                                   at_most=True))
+            targets.append(_target(key, ok[name]["server_cpu_us"], goals))
     if "lockstep" in ok:
-        targets.append(_target("lockstep steps/s ÷ NetSecGame's", ok["lockstep"]["per_second"]
-                               / NETSECGAME_STEPS_PER_SECOND, 5))
+        targets.append(_target("lockstep-ratio", ok["lockstep"]["per_second"] / NETSECGAME_STEPS_PER_SECOND, goals))
     if "parallel-64-2-batched" in ok:
-        targets.append(_target("parallel-64-2-batched steps/s ÷ NetSecGame's",
-                               ok["parallel-64-2-batched"]["per_second"] / NETSECGAME_STEPS_PER_SECOND, 30))
+        targets.append(_target("parallel-ratio",
+                               ok["parallel-64-2-batched"]["per_second"] / NETSECGAME_STEPS_PER_SECOND, goals))
     flatness = {}
-    for name, what in (("games-per-world", "world CPU per step (/proc)"),
-                       ("games-per-host", "world work per step (in process)")):
+    for name in ("games-per-world", "games-per-host"):
         if name in ok:
             games = ok[name]
             flatness[name] = {"world_cpu_us": {str(entry["games"]): entry["world_cpu_us"] for entry in games["series"]},
                               "ratio": games["flatness_ratio"]}
-            targets.append(_target(f"{what}, 1 to 256 games, max ÷ min", games["flatness_ratio"], 1.2, at_most=True))
+            targets.append(_target(f"{name}-flatness", games["flatness_ratio"], goals))
     return {"summary": True, "wall_seconds": wall, "cases": len(results),
-            "failed": [result["case"] for result in results if "error" in result], **settings,
+            "failed": [result["case"] for result in results if "error" in result],
+            "skipped": [result["case"] for result in results if "skipped" in result], **settings,
             "netsecgame_reference_steps_per_second": NETSECGAME_STEPS_PER_SECOND, "machine": machine(load_before),
             "flatness": flatness, "targets": targets}
+
+
+def missed_targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets measured and not met (``arena bench --check`` fails on them)."""
+    return [target for target in summary["targets"] if target["met"] is False]
 
 
 def format_summary(summary: dict[str, Any], *, markdown: bool = False) -> str:
@@ -132,7 +154,8 @@ def format_summary(summary: dict[str, Any], *, markdown: bool = False) -> str:
     cpus = summary["machine"]["cpus"]
     lines = [f"{summary['cases']} cases in {summary['wall_seconds']:.0f} s"
              + (f" (load average before the run {load:.2f}, {cpus} CPUs)" if load is not None else "")
-             + (f"; FAILED: {', '.join(summary['failed'])}" if summary["failed"] else "")]
+             + (f"; FAILED: {', '.join(summary['failed'])}" if summary["failed"] else "")
+             + (f"; skipped: {', '.join(summary['skipped'])}" if summary.get("skipped") else "")]
     for name, flatness in (summary.get("flatness") or {}).items():
         figures = ", ".join(f"{games}: {_number(value, 1)} µs" for games, value in flatness["world_cpu_us"].items())
         lines.append(f"{'* ' if markdown else ''}{name}: world CPU per step by active games (median of runs) "
@@ -146,7 +169,8 @@ def format_summary(summary: dict[str, Any], *, markdown: bool = False) -> str:
         if markdown:
             lines.append(f"| {target['target']} | {value} | {target['goal']} | {verdict} |")
         else:
-            lines.append(f"target: {target['target']} = {value} (goal {target['goal']}): {verdict}")
+            lines.append(f"target {target.get('key', '')}: {target['target']} = {value} (goal {target['goal']}): "
+                         f"{verdict}")
     return "\n".join(lines)
 
 

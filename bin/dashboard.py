@@ -35,12 +35,18 @@ ROLE_LETTERS = {"Attacker": "A", "Defender": "D", "Benign": "B"}
 BAR_WIDTH = 24
 
 
-def render(snapshot: dict[str, Any], *, source: str = "", actions: int = 5) -> RenderableType:
+def render(snapshot: dict[str, Any], *, source: str = "", actions: int = 5,
+           notice: str | None = None) -> RenderableType:
     """The dashboard of one snapshot: a header, the tasks, the busiest games (those the
-    snapshot lists), the ``actions`` most frequent action types per task, the publishers."""
+    snapshot lists), the ``actions`` most frequent action types per task, the publishers.
+    ``notice``: what the monitor waits for (nothing answers at the address, ...), shown
+    under the header."""
     parts: list[RenderableType] = [_header(snapshot, source)]
+    if notice:
+        parts.append(Text(notice, style="bold yellow"))
     if not snapshot["tasks"]:
-        parts.append(Text("waiting for trace events ...", style="dim"))
+        if not notice:
+            parts.append(Text("waiting for trace events ...", style="dim"))
         return Group(*parts)
     parts.append(_tasks(snapshot, actions))
     if snapshot.get("games"):

@@ -4,7 +4,8 @@ A trajectory file holds one episode per line in NetSecGame's shape (reference
 netsecgame.md §3.7): ``{"trajectory": {"states", "actions", "rewards"}, "end_reason",
 "agent_role", "agent_name"}``, n actions, n rewards, n + 1 states. The world writes them
 when a task sets ``env.save_trajectories``; :class:`agents.TrajectoryRecorder` writes the
-same. Lines a kill cut short are skipped and reported (:func:`protocol.jsonl.read_jsonl_report`).
+same. Lines a kill cut short, and lines that are not JSON, are skipped and reported in one
+line (how many, of what kind, the first few line numbers; :func:`skipped_summary`).
 
 Reading what an agent did from raw states is hard: each holds everything the agent knows.
 A replay shows, per step, the action in short form, its reward and only what the step
@@ -45,7 +46,8 @@ from protocol.jsonl import JsonlReport, read_jsonl_report
 
 from .replay_diff import StateChange, StateDelta
 
-__all__ = ["Episode", "Replay", "Step", "TrajectoryError", "action_text", "read_episodes", "replay"]
+__all__ = ["Episode", "Replay", "Step", "TrajectoryError", "action_text", "read_episodes", "replay",
+           "skipped_summary"]
 
 class TrajectoryError(ValueError):
     """A JSON line that is not a trajectory in NetSecGame's shape."""
@@ -320,10 +322,33 @@ def _load(file: str, shown: str, agent: str | None) -> list[Episode]:
         raise click.ClickException(f"{shown}: {error}") from None
     except OSError as error:
         raise click.ClickException(f"{shown}: {error.strerror or error}") from None
-    for skipped in report.skipped:
-        what = "cut short" if skipped.kind == "partial" else "not JSON"
-        click.echo(f"{shown}: skipped line {skipped.number} ({what}, {skipped.length} bytes)", err=True)
+    if report.skipped:
+        click.echo(skipped_summary(shown, report), err=True)
+    if not episodes and report.skipped:
+        raise click.ClickException(f"{shown}: no episodes: not one line is a trajectory in NetSecGame's JSON-lines "
+                                   "shape (is it a trajectory file?)")
     episodes = _select(episodes, agent)
     if not episodes:
         raise click.ClickException(f"{shown}: no episodes")
     return episodes
+
+
+#: Line numbers a skipped-lines summary names at most.
+SHOWN_LINES = 5
+
+
+def skipped_summary(shown: str, report: JsonlReport) -> str:
+    """One line for all the lines the reader skipped: how many, of what kind, the first few.
+
+    >>> from protocol.jsonl import SkippedLine
+    >>> report = JsonlReport("f", skipped=[SkippedLine(n, 0, 9, "corrupt", "") for n in range(1, 8)])
+    >>> skipped_summary("f", report)
+    'f: skipped 7 lines (7 not JSON): lines 1, 2, 3, 4, 5, ...'
+    """
+    skipped = report.skipped
+    kinds = [f"{len(lines)} {words}" for lines, words in ((report.partial, "cut short"), (report.corrupt, "not JSON"))
+             if lines]
+    numbers = ", ".join(str(line.number) for line in skipped[:SHOWN_LINES])
+    more = ", ..." if len(skipped) > SHOWN_LINES else ""
+    plural = "s" if len(skipped) != 1 else ""
+    return f"{shown}: skipped {len(skipped)} line{plural} ({', '.join(kinds)}): line{plural} {numbers}{more}"

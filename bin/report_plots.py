@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.extras import install_hint
+
 from .report_data import AgentSeries, ReportData, moving_average
 
 __all__ = ["MatplotlibMissingError", "draw_report", "episode_bins", "render_html", "require_matplotlib"]
@@ -41,7 +43,7 @@ def require_matplotlib() -> None:
         from matplotlib.figure import Figure  # noqa: F401
     except ImportError as error:
         raise MatplotlibMissingError(
-            "arena report draws with matplotlib, which is not installed: pip install 'netsec-arena[plot]'"
+            f"arena report draws with matplotlib, the plot extra, which is not installed: {install_hint('plot')}"
         ) from error
 
 

@@ -46,7 +46,7 @@ from protocol import (
 from protocol.security import CurveServer
 
 from . import frames as wire
-from .placement import Placement, PlacementError, WorldRecord, join_request, world_from_ready
+from .placement import Placement, PlacementError, WorldRecord, join_request, quit_join_request, world_from_ready
 from .security import start_authenticator
 from .trace import TraceProxy
 
@@ -69,6 +69,7 @@ _REQUEST, _REPLY = Command.REQUEST.frame, Command.REPLY.frame
 _READY, _HEARTBEAT, _DISCONNECT, _RELEASE = (Command.READY.frame, Command.HEARTBEAT.frame,
                                              Command.DISCONNECT.frame, Command.RELEASE.frame)
 _ERROR = Command.ERROR.frame
+_NIL = b"\xc0"  # msgpack nil: the body of a QUIT
 _HWM = 100_000
 #: Requests kept waiting for their seat's world during the recovery window, at most.
 PARKED_LIMIT = 10_000
@@ -208,7 +209,9 @@ class Broker:
             seat, seq = frames[3], frames[4]
             record = self.placement.seats.get(seat)
             if record is None:
-                if not self._park(frames, seat):
+                if not seat and command == _QUIT:
+                    self._quit_join(client, frames)
+                elif not self._park(frames, seat):
                     self._unknown_seat(client, command, seat, seq)
                 return
             if record.client != client:
@@ -320,6 +323,34 @@ class Broker:
             forwarded["catalog"] = True
         body = pack(forwarded)
         self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, _JOIN, seat.seat, seq, body])
+
+    def _quit_join(self, client: bytes, frames: list[bytes]) -> None:
+        """QUIT with an empty seat frame: give up the seat of this client's JOIN whose seq the
+        body names, before the client knows it (PROTOCOL.md §3.2). The QUIT goes on to the
+        seat's world under its own seq, so the world answers both: the held JOIN
+        SEAT_RELEASED, the QUIT OK. A JOIN that holds no seat (never placed, refused, already
+        released, or followed by other requests of its seat) leaves nothing to give up: the
+        broker answers OK itself."""
+        seq = frames[4]
+        try:
+            join_seq = quit_join_request(unpack(frames[5], MAX_BODY_BYTES))
+        except ProtocolError as error:
+            self._error(client, _QUIT, b"", seq, ErrorCode.MALFORMED, str(error))
+            return
+        record = self.placement.seats.get(self.placement.joins.get((client, join_seq), b""))
+        world = self.placement.worlds.get(record.world) if record is not None else None
+        if record is None or world is None:
+            if self._parked_join(client, join_seq) and self._park(frames, b""):
+                return  # after a restart its JOIN waits for its world: the QUIT waits behind it
+            self._send_client([client, PROTOCOL_FRAME, _QUIT, b"", seq, encode_reply(
+                GameStatus.OK, None, {"message": "No seat waits for this JOIN: nothing to give up."})])
+            return
+        if self._track(world, client, _QUIT, record.seat, seq):
+            self._send_world(world.identity, [PROTOCOL_FRAME, _REQUEST, client, _QUIT, record.seat, seq, _NIL])
+
+    def _parked_join(self, client: bytes, seq: bytes) -> bool:
+        """Whether that JOIN of ``client`` is parked (the recovery window; rare, so a scan)."""
+        return any(frames[0] == client and frames[2] == _JOIN and frames[4] == seq for frames in self._parked)
 
     def _on_batch(self, client: bytes, frames: list[bytes]) -> None:
         if len(frames) < 8 or (len(frames) - 5) % 3 or frames[4] not in _BATCH_INNER:

@@ -17,6 +17,12 @@ and invalid requests are handled there). This module is the rest:
 * QuitGame is answered; a closed connection quits its seat; a reply the broker never
   sends is answered BAD_REQUEST after ``reply_timeout``; a client with no write
   progress for ``send_timeout`` is dropped;
+* whether the broker answers at all (:class:`~protocol.transport.LinkWatch`, the
+  DEALER's handshake events): while it never has since the gateway started, the log says
+  so within ``NOTICE_AFTER`` seconds (at once on a refused CURVE key) and every request
+  is answered BAD_REQUEST ("The game server does not answer") after ``broker_grace``
+  seconds (default 3) instead of ``reply_timeout``; once it has, a broker that goes away
+  is logged and waited for as before (resends, ``reply_timeout``): it may be restarting;
 * ``EOF`` inside a string is escaped (:mod:`broker.gateway_codec`), so a NetSecGame
   client that deletes every ``EOF`` still parses the reply;
 * on shutdown, waiting agents are told and every seat is quit.
@@ -57,11 +63,12 @@ import zmq
 
 from protocol import PROTOCOL_FRAME, Command, ErrorCode, GameStatus, int_from_seq, pack, seq_bytes, unpack
 from protocol.security import CurveClient
+from protocol.transport import NOTICE_AFTER, LinkWatch
 
 from .gateway_codec import MALFORMED_MESSAGE, NIL, JsonFramer, decode_broker_reply, render_reply
 from .gateway_connection import Connection
 
-__all__ = ["MALFORMED_MESSAGE", "Gateway"]
+__all__ = ["MALFORMED_MESSAGE", "NOTICE_AFTER", "UNREACHABLE_MESSAGE", "Gateway"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +78,8 @@ _SEAT_GONE = frozenset({ErrorCode.UNKNOWN_SEAT.value, ErrorCode.SEAT_RELEASED.va
                         ErrorCode.NOT_JOINED.value})
 _POLLIN, _POLLOUT, _POLLERR = int(zmq.POLLIN), int(zmq.POLLOUT), int(zmq.POLLERR)
 _HWM = 100_000
+#: What a NetSecGame agent is told when the broker has never answered.
+UNREACHABLE_MESSAGE = "The game server does not answer: the gateway cannot reach its broker. Try again later."
 
 
 class Gateway:
@@ -84,15 +93,18 @@ class Gateway:
     progress (a client that never reads is dropped). ``allow``: client networks
     (CIDR strings) allowed to connect; None allows all. ``curve``: the gateway's CURVE
     keys for a broker with CURVE on (its NetSecGame clients cannot carry keys).
+    ``broker_grace``: seconds a request waits while the broker has never answered, before
+    it is answered BAD_REQUEST (a broker that answered once is waited for ``reply_timeout``).
     """
 
     def __init__(self, broker: str, listen: tuple[str, int] = ("127.0.0.1", 9000), *, task: str | None = None,
                  game: str | None = None, incomplete_timeout: float = 0.1, max_request_bytes: int = 1 << 20,
                  reply_timeout: float = 120.0, max_connections: int = 1024, max_queue: int = 64,
                  max_output_bytes: int = 16 << 20, send_timeout: float = 60.0, retry_interval: float = 2.0,
-                 allow: Sequence[str] | None = None, curve: CurveClient | None = None,
+                 broker_grace: float = 3.0, allow: Sequence[str] | None = None, curve: CurveClient | None = None,
                  context: zmq.Context | None = None) -> None:
-        if not (incomplete_timeout > 0 and reply_timeout > 0 and send_timeout > 0 and retry_interval > 0):
+        if not (incomplete_timeout > 0 and reply_timeout > 0 and send_timeout > 0 and retry_interval > 0
+                and broker_grace > 0):
             raise ValueError("timeouts must be positive")
         if min(max_request_bytes, max_connections, max_queue, max_output_bytes) < 1:
             raise ValueError("limits must be at least 1")
@@ -107,6 +119,7 @@ class Gateway:
         self.max_output_bytes = max_output_bytes
         self.send_timeout = send_timeout
         self.retry_interval = retry_interval
+        self.broker_grace = broker_grace
         self.allow = None if allow is None else [ipaddress.ip_network(net, strict=False) for net in allow]
         self.context = context if context is not None else zmq.Context()
         self._own_context = context is None
@@ -118,6 +131,9 @@ class Gateway:
         dealer.setsockopt(zmq.RCVHWM, _HWM)
         # Our own routing id: after a reconnect the broker still sees the owner of our seats.
         dealer.setsockopt(zmq.ROUTING_ID, b"gateway-" + os.urandom(8).hex().encode())
+        self._link = LinkWatch(dealer, who="the gateway")  # before connecting: the first handshake is an event too
+        self._link_said = "unknown"      # what the log last said about the link: silent, up, lost
+        self._started = time.monotonic()
         dealer.connect(broker)
         self._dealer = dealer
         self._listener: socket.socket | None = None
@@ -134,7 +150,7 @@ class Gateway:
         self._partial: dict[Connection, float] = {}  # incomplete-document deadlines
         self._join_numbers = itertools.count(1)
         self._stopping = False
-        self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4, retry_interval / 2)
+        self._sweep_every = min(1.0, reply_timeout / 4, send_timeout / 4, retry_interval / 2, broker_grace / 4)
         self.address: tuple[str, int] | None = None
 
     @property
@@ -176,6 +192,7 @@ class Gateway:
             if sock is not None:
                 sock.close()
         self._listener = None
+        self._link.close()
         self._dealer.close(linger=0)
         if self._own_context:
             self.context.term()
@@ -185,8 +202,11 @@ class Gateway:
         self.bind()
         assert self._listener is not None
         listener_fd, wake_fd = self._listener.fileno(), self._wake_r.fileno()
-        poller, dealer = self._poller, self._dealer
+        poller, dealer, link_events = self._poller, self._dealer, self._link.monitor
+        self._started = time.monotonic()
         poller.register(dealer, _POLLIN)
+        if link_events is not None:
+            poller.register(link_events, _POLLIN)
         poller.register(listener_fd, _POLLIN)
         poller.register(wake_fd, _POLLIN)
         log.info("gateway listening on %s:%d for broker %s (task %s, game %s)", *self.address,  # type: ignore[misc]
@@ -206,6 +226,8 @@ class Gateway:
                 for target, flags in events:
                     if target is dealer:
                         self._drain_broker(now)
+                    elif target is link_events:
+                        self._check_link(now)
                     elif target == listener_fd:
                         self._accept(now)
                     elif target == wake_fd:
@@ -227,8 +249,9 @@ class Gateway:
                     next_sweep = now + self._sweep_every
         finally:
             self._leave(time.monotonic())
-            for target in (dealer, listener_fd, wake_fd):
-                poller.unregister(target)
+            for target in (dealer, listener_fd, wake_fd, link_events):
+                if target is not None:
+                    poller.unregister(target)
 
     # ------------------------------------------------------------------ clients
     def _accept(self, now: float) -> None:
@@ -278,6 +301,7 @@ class Gateway:
             return
         key = (b"" if command == _JOIN else seat, seq)
         conn.inflight, conn.inflight_command, conn.inflight_deadline = key, command, now + self.reply_timeout
+        conn.inflight_since = now
         conn.inflight_frames, conn.inflight_resend = frames, now + self.retry_interval
         self._inflight[key] = conn
 
@@ -376,6 +400,8 @@ class Gateway:
     # ------------------------------------------------------------------ timers
     def _sweep(self, now: float) -> None:
         """Broker replies that never came, clients that stopped reading, orphans, lingering closes."""
+        self._check_link(now)
+        never_answered = not self._link.ever_up
         for conn in list(self._conns.values()):
             if conn.linger_deadline is not None:
                 if now >= conn.linger_deadline:
@@ -388,20 +414,47 @@ class Gateway:
             if key is not None and conn.inflight_frames is not None and conn.inflight_resend <= now:
                 self._resend(conn, now)
             if key is not None and now >= conn.inflight_deadline:
-                self._inflight.pop(key, None)
-                self._orphan(key, now, conn.inflight_command == _JOIN)
-                conn.inflight = None
                 log.warning("no reply from the broker for %s within %g s", conn.name, self.reply_timeout)
-                conn.answer(GameStatus.BAD_REQUEST, None, {
-                    "message": f"The game server did not answer within {self.reply_timeout:g} s.",
-                    "reason": "broker reply timeout"}, now)
-                conn.advance(now)
+                self._give_up(conn, key, {"message": f"The game server did not answer within {self.reply_timeout:g} s.",
+                                          "reason": "broker reply timeout"}, now)
+            elif key is not None and never_answered and now >= conn.inflight_since + self.broker_grace:
+                log.info("request of %s refused: the broker at %s has not answered since the gateway started",
+                         conn.name, self.broker)
+                self._give_up(conn, key, {"message": UNREACHABLE_MESSAGE, "reason": "broker unreachable"}, now)
         orphans = self._orphans
         while orphans:
             key, (expiry, _) = next(iter(orphans.items()))
             if expiry > now:
                 break
             del orphans[key]
+
+    def _give_up(self, conn: Connection, key: tuple[bytes, bytes], message: dict[str, str], now: float) -> None:
+        """Answer a request the broker did not answer; a late reply is then an orphan."""
+        self._inflight.pop(key, None)
+        self._orphan(key, now, conn.inflight_command == _JOIN)
+        conn.inflight = None
+        conn.answer(GameStatus.BAD_REQUEST, None, message, now)
+        conn.advance(now)
+
+    def _check_link(self, now: float) -> None:
+        """Log what changed about the broker's link: nothing answers (at once when a
+        handshake was refused, else after NOTICE_AFTER s), it answers again, it was lost."""
+        link = self._link
+        if link.update():
+            if self._link_said in ("silent", "lost"):
+                log.warning("the broker at %s answers now", self.broker)
+            self._link_said = "up"
+            return
+        if link.lost:
+            if self._link_said != "lost":
+                self._link_said = "lost"
+                log.warning("the broker at %s stopped answering (%s); still trying: requests wait for it up to "
+                            "%g s (a restarting broker gets their resends)", self.broker, link.silence(),
+                            self.reply_timeout)
+        elif self._link_said != "silent" and (link.refused or now - self._started >= NOTICE_AFTER):
+            self._link_said = "silent"
+            log.warning("nothing answers at %s (%s); still trying: until it does, NetSecGame agents' requests are "
+                        "answered BAD_REQUEST after %g s", self.broker, link.silence(), self.broker_grace)
 
     def _drain_wake(self) -> None:
         try:

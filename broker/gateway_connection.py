@@ -85,6 +85,7 @@ class Connection:
     inflight: tuple[bytes, bytes] | None = None
     inflight_command: bytes = b""
     inflight_deadline: float = 0.0
+    inflight_since: float = 0.0     # when it was sent (a broker that never answered: broker_grace)
     inflight_frames: list[bytes] | None = None   # what to send again if no reply comes
     inflight_resend: float = 0.0
     last_write: float = 0.0

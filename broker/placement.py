@@ -22,11 +22,11 @@ from typing import Any
 
 import attrs
 
-from protocol import AgentRole, ErrorCode, ProtocolError
+from protocol import MAX_SEQ_BYTES, AgentRole, ErrorCode, ProtocolError
 from protocol.errors import describe
 
 __all__ = ["LOST_SEATS_KEPT", "GameRecord", "Placement", "PlacementError", "SeatRecord", "TaskInfo", "WorldRecord",
-           "hosted_games", "join_request", "world_from_ready"]
+           "hosted_games", "join_request", "quit_join_request", "world_from_ready"]
 
 #: How many seats of dead worlds are remembered, so their agents hear GAME_LOST, not UNKNOWN_SEAT.
 LOST_SEATS_KEPT = 100_000
@@ -126,6 +126,20 @@ def join_request(body: Any) -> tuple[str | None, str, str | None, str, bool]:
         raise ProtocolError("join.catalog", "true or false", describe(body.get("catalog")))
     assert role is not None and name is not None
     return task, role, game, name, body.get("retry") is True
+
+
+def quit_join_request(body: Any) -> bytes:
+    """The JOIN seq a QUIT with an empty seat frame gives up (PROTOCOL.md §3.2:
+    ``{"join": seq}``, the seq frame of that JOIN as sent); ProtocolError names what is wrong.
+
+    >>> quit_join_request({"join": b"\\x00\\x01"})
+    b'\\x00\\x01'
+    """
+    join = body.get("join") if isinstance(body, dict) else None
+    if not isinstance(join, bytes) or not 0 < len(join) <= MAX_SEQ_BYTES:
+        raise ProtocolError("quit.join", f"the JOIN's seq frame (1 to {MAX_SEQ_BYTES} bytes)",
+                            describe(join if isinstance(body, dict) else body))
+    return join
 
 
 def world_from_ready(identity: bytes, body: Any, now: float, heartbeat: float, liveness: int,
@@ -387,7 +401,7 @@ class Placement:
                         "alive_for": round(now - w.registered_at, 3)} for w in self.worlds.values()],
             "tasks": sorted(self.tasks()),
             "games": [{"game": g.name, "task": g.task, "world": self.worlds[g.world].name
-                       if g.world in self.worlds else None, "seats": dict(g.taken)}
+                       if g.world in self.worlds else None, "seats": dict(g.taken), "size": dict(g.seats)}
                       for g in self.games.values()],
             "seats": len(self.seats),
         }

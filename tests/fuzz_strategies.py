@@ -160,6 +160,8 @@ def _seq_ok(seq: bytes) -> bool:
 
 
 def _seat_expect(command: bytes, seat: bytes, seq: bytes, others: frozenset[bytes]) -> Expect:
+    if command == QUIT and not seat:  # the QUIT of a pending JOIN (PROTOCOL.md §3.2): none is pending
+        return Expect(_codes(ErrorCode.MALFORMED, OK), QUIT, b"", seq)
     if seat in others:
         return Expect(_codes(ErrorCode.NOT_YOUR_SEAT), command, seat, seq)
     if not 0 < len(seat) <= MAX_SEAT_BYTES:  # an out-of-spec seat: either answer is clear

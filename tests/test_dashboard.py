@@ -208,7 +208,8 @@ def test_without_rich_the_monitor_prints_text_lines(recording: Path, monkeypatch
     monkeypatch.setattr(bin.monitor, "_dashboard_module", lambda: None)
     monkeypatch.setattr(bin.monitor, "_is_terminal", lambda: True)
     done = CliRunner().invoke(main, ["monitor", "--from", str(recording)])
-    assert done.exit_code == 0 and done.output.startswith("[2s] 5 messages, 2 gaps")
+    assert done.exit_code == 0 and done.stdout.startswith("[2s] 5 messages, 2 gaps")
+    assert "the live dashboard needs rich, the monitor extra" in done.stderr  # on a terminal: says why
     assert "--svg needs rich" in CliRunner().invoke(main, ["monitor", "--from", str(recording), "--svg", "x"]).output
 
 

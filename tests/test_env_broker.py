@@ -106,7 +106,7 @@ def test_a_held_reply_in_a_named_game_through_a_broker(broker: str) -> None:
 
 
 def test_vector_env_steps_and_autoresets_across_worlds(broker: str) -> None:
-    envs = ArenaVectorEnv(6, "two_networks_tiny", broker=broker, timeout=WAIT)
+    envs = ArenaVectorEnv("two_networks_tiny", 6, broker=broker, timeout=WAIT)
     try:
         worlds = set(envs._games.agent.worlds)  # where the broker put them
         assert len(worlds) == 2

@@ -178,5 +178,5 @@ def test_in_process_task_names_resolve_to_shipped_files() -> None:
         assert env.catalog.hosts[-1] == "outside_node"
     finally:
         env.close()
-    with pytest.raises(ArenaError, match="no task file or shipped task named 'nope'"):
+    with pytest.raises(ArenaError, match=r"^nope: not a task file, .* \(shipped: default, "):
         ArenaEnv("nope")

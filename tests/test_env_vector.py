@@ -14,7 +14,7 @@ from .env_samples import DEFENDED, TINY, WINNING_LABELS
 
 
 def test_batched_spaces_and_masks() -> None:
-    envs = ArenaVectorEnv(3, TINY)
+    envs = ArenaVectorEnv(TINY, 3)
     try:
         assert envs.metadata["autoreset_mode"] is AutoresetMode.NEXT_STEP
         observations, infos = envs.reset(seed=0)
@@ -32,7 +32,7 @@ def test_batched_spaces_and_masks() -> None:
 def test_step_autoresets_on_the_next_step() -> None:
     """Env 0 plays the winning attack (ends at step 5); envs 1 and 2 pass until the step limit
     (30). The step after an end returns the new episode's first observation, reward 0."""
-    envs = ArenaVectorEnv(3, TINY)
+    envs = ArenaVectorEnv(TINY, 3)
     try:
         first, _ = envs.reset(seed=0)
         labels = list(WINNING_LABELS)
@@ -58,7 +58,7 @@ def test_step_autoresets_on_the_next_step() -> None:
 
 
 def test_send_and_recv_over_subsets_of_the_envs() -> None:
-    envs = ArenaVectorEnv(4, TINY)
+    envs = ArenaVectorEnv(TINY, 4)
     try:
         envs.reset(seed=1)
         scan = envs.table.index_of_label(WINNING_LABELS[0])
@@ -88,7 +88,7 @@ def test_per_env_seeds_reproduce() -> None:
             trace.append(observations.tobytes())
         return trace
 
-    envs, single = ArenaVectorEnv(3, DEFENDED), ArenaVectorEnv(1, DEFENDED, seed=99)
+    envs, single = ArenaVectorEnv(DEFENDED, 3), ArenaVectorEnv(DEFENDED, 1, seed=99)
     try:
         assert run(envs, 20) == run(envs, [20, 21, 22])
         seeded = run(envs, 20)

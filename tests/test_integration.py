@@ -242,9 +242,11 @@ def test_arena_up_play_and_status_from_other_shells(tmp_path: Path) -> None:
         holder = BaseAgent(endpoints["frontend"], AgentRole.Attacker, game="kept", timeout=30)
         try:
             assert holder.register() is not None
-            shown = run_arena("status", "--broker", endpoints["frontend"])
+            shown = run_arena("status", "--broker", endpoints["frontend"], "--games")
             assert shown.returncode == 0, shown.stderr
-            assert shown.stdout.count("world w-") == 2 and "game kept" in shown.stdout
+            lines = shown.stdout.splitlines()
+            assert sum(line.startswith("w-") for line in lines) == 2
+            assert any(line.startswith("kept ") for line in lines)
         finally:
             holder.terminate_connection()
     finally:

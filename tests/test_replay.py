@@ -8,6 +8,8 @@ import doctest
 import json
 import random
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from protocol import IP, Action, ActionType, Data, GameState, Network, Service
 from world import GameSession, parse_task
 
 from .conftest import TASKS, WINNING_ATTACK, join, reset
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ATTACKER_TASK = TASKS / "scenario1_small_attacker.yaml"
 
@@ -283,11 +287,23 @@ def test_a_cut_line_is_reported_and_skipped(played: dict[str, Path], tmp_path: P
     result = _run(path, "--list")
     assert result.exit_code == 0, result.output
     assert [row[:2] for row in _table(result)] == [["1", "1"], ["2", "3"]]
-    assert f"{path}: skipped line 2 (cut short, " in result.stderr
-    assert f"{path}: skipped line 4 (not JSON, 7 bytes)" in result.stderr
-    assert f"{path}: skipped line 5 (cut short, 100 bytes)" in result.stderr
+    assert result.stderr.splitlines() == [f"{path}: skipped 3 lines (2 cut short, 1 not JSON): lines 2, 4, 5"]
     assert _run(path, "--episode", 2).stdout == _run(played["alice"], "--episode", 3).stdout.replace(
         "episode 3 of 4 (line 3)", "episode 2 of 2 (line 3)")
+
+
+def test_a_file_that_is_not_a_trajectory_is_summed_up_in_one_line(tmp_path: Path) -> None:
+    """A text file of 40 lines: one summary line (how many, what kind, the first few
+    numbers), then the error; not a line per skipped line."""
+    path = tmp_path / "notes.txt"
+    path.write_text("".join(f"line {n}: not JSON\n" for n in range(1, 41)) + "[1, 2")
+    done = subprocess.run([sys.executable, "-m", "bin", "replay", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"{path}: skipped 41 lines (1 cut short, 40 not JSON): lines 1, 2, 3, 4, 5, ...",
+        f"Error: {path}: no episodes: not one line is a trajectory in NetSecGame's JSON-lines shape "
+        "(is it a trajectory file?)"]
 
 
 @pytest.mark.parametrize("number", [0, 5, -5, 99])

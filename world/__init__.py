@@ -18,7 +18,19 @@ from .scenario import SCENARIO_FILES, Scenario, ScenarioError, load_scenario
 from .scripted import ScriptedAgent, scripted_seat_id
 from .seats import HistoryRecord
 from .session import MALFORMED_MESSAGE, GameSession, Reply, sanitize_agent_name
-from .task import DEFAULT_TASK, RewardConfig, RoleConfig, TaskConfig, TaskConfigError, View, load_task, parse_task
+from .task import (
+    DEFAULT_TASK,
+    TASKS_DIR,
+    RewardConfig,
+    RoleConfig,
+    TaskConfig,
+    TaskConfigError,
+    View,
+    load_task,
+    parse_task,
+    shipped_tasks,
+)
+from .task_keys import NETSECGAME_IGNORED_KEYS
 from .trajectory import Trajectory, append_line, trajectory_file_name
 
 __all__ = [
@@ -28,7 +40,9 @@ __all__ = [
     "DETECTION_RULES",
     "LOG_FILE",
     "MALFORMED_MESSAGE",
+    "NETSECGAME_IGNORED_KEYS",
     "SCENARIO_FILES",
+    "TASKS_DIR",
     "TEAMS",
     "AgentSpec",
     "GameSession",
@@ -58,5 +72,6 @@ __all__ = [
     "sanitize_agent_name",
     "scenario_catalog",
     "scripted_seat_id",
+    "shipped_tasks",
     "trajectory_file_name",
 ]

@@ -57,7 +57,7 @@ from protocol.catalog import Catalog
 from .catalog import scenario_layout
 from .rewards import COMPONENT_TYPES, RewardComponent, RewardFunction
 from .scenario import Scenario
-from .task_reader import TaskReader
+from .task_reader import TaskReader, unknown_key
 
 __all__ = ["AGENT_TYPES", "TEAMS", "AgentSpec", "MapEntry", "read_agents", "scenario_catalog"]
 
@@ -230,7 +230,8 @@ def _read_mapped(reader: TaskReader, value: Any, key: str, catalog: Catalog, rol
     needed = REQUIRED_PARAMETERS[kind]
     for option in options:
         if option not in needed:
-            raise reader.fail(f"{key}.options.{option}", f"not an option of {kind.value} (takes {', '.join(needed)})")
+            raise reader.fail(f"{key}.options.{option}", unknown_key(option, needed).replace(
+                "unknown key", f"not an option of {kind.value}", 1).replace("known:", "takes:", 1))
     parameters: dict[str, Any] = {}
     for option in needed:
         where = f"{key}.options.{option}"
@@ -289,8 +290,9 @@ def _read_settings(reader: TaskReader, value: Any, key: str, kind: str, map_size
     allowed = _SETTINGS[kind]
     for name in section:
         if name not in allowed:
-            known = ", ".join(allowed) if allowed else "none: a proxy is played from outside"
-            raise reader.fail(f"{key}.{name}", f"unknown setting for a {kind} agent (known: {known})")
+            reason = unknown_key(name, allowed) if allowed else \
+                "unknown key (known: none: a proxy is played from outside)"
+            raise reader.fail(f"{key}.{name}", reason.replace("unknown key", f"unknown setting for a {kind} agent", 1))
     result: dict[str, Any] = {
         "start_step": _whole(reader, section.get("start_step", 5), f"{key}.start_step", 0),
         "frequency": _whole(reader, section.get("frequency", 5), f"{key}.frequency", 1),

@@ -59,7 +59,7 @@ from .session import MALFORMED_MESSAGE, GameSession, Reply
 from .task import TaskConfig
 from .trajectory import Trajectory
 
-__all__ = ["GameHost", "Out", "Tag", "game_seed"]
+__all__ = ["GameHost", "Out", "Tag", "default_game_name", "game_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,30 @@ Tag = list[bytes]
 Out = list[bytes]
 
 
-def game_seed(seed: int, game: str) -> int:
-    """The seed of a game's RNG: a stable function of the server seed and the game name,
-    so a game is the same whichever world hosts it."""
+def default_game_name(task: str) -> str:
+    """The name of a task's default game: what the broker names the first unnamed game of
+    a task (``broker.placement``: ``<task>-1``, ``<task>-2``, ...), the game a NetSecGame
+    client gets through the gateway or a plain ``arena play``."""
+    return f"{task}-1"
+
+
+def game_seed(seed: int, game: str, task: str | None = None) -> int:
+    """The seed of a game's RNG, a stable function of the server seed, the game name and
+    its task, so a game is the same whichever world hosts it (DESIGN §3 "Randomness").
+
+    The task's default game (:func:`default_game_name`) starts from the server seed itself,
+    as NetSecGame's one game does (``random.seed(seed)`` at start, reference netsecgame.md
+    §6.12), so even its first episode, before any seeded reset, matches upstream's. Every
+    other game, named or the broker's later unnamed ones, starts from a seed derived from
+    (seed, name), so parallel games differ.
+
+    >>> game_seed(42, "default-1", "default"), game_seed(42, "default-2", "default") == 42
+    (42, False)
+    >>> game_seed(42, "duel", "default") == game_seed(42, "duel")
+    True
+    """
+    if task is not None and game == default_game_name(task):
+        return seed
     return int.from_bytes(hashlib.sha256(f"{seed}:{game}".encode()).digest()[:8], "big")
 
 
@@ -199,11 +220,13 @@ class GameHost:
         entry = self.seats.get(seat)
         tag = [client, command, seat, seq]
         if entry is None:
+            if command == _QUIT:  # e.g. the QUIT of a join that never got here: the broker frees it
+                self.released.append(_seat_text(seat))
             out.append(self._error(tag, ErrorCode.GAME_LOST,
                                    f"World {self.name} hosts no game with this seat: the game is gone."))
             return
         if seq and (seq == entry.last_seq or (entry.held is not None and seq == entry.held[3])):
-            self._resend(entry, tag, out)
+            self._resend(entry, tag, out, now)
             return
         if entry.last_seq and int_from_seq(seq) < int_from_seq(entry.last_seq):
             # A resend overtaken by the seat's later requests: running it would run a step twice.
@@ -234,7 +257,7 @@ class GameHost:
         entry = self.seats.get(seat)
         if entry is not None:
             if seq and (seq == entry.last_seq or (entry.held is not None and seq == entry.held[3])):
-                self._resend(entry, tag, out)
+                self._resend(entry, tag, out, now)
             else:
                 out.append(self._encode(self._bad(tag, ErrorCode.ALREADY_JOINED,
                                                   f"This seat already plays in game {entry.game.name}.")))
@@ -274,7 +297,7 @@ class GameHost:
         self._schedule(game)
 
     def _new_game(self, task: TaskConfig, name: str) -> _Game:
-        session = GameSession(task, seed=game_seed(self.seed, name), name=name)
+        session = GameSession(task, seed=game_seed(self.seed, name, task.name), name=name)
         if self.trace:
             session.events = []
             session.step_events = self.step_events
@@ -329,9 +352,12 @@ class GameHost:
                 entry.held = None
         return [PROTOCOL_FRAME, _REPLY, client, command, seat, seq, body]
 
-    def _resend(self, entry: _Seat, tag: Tag, out: list[Out]) -> None:
+    def _resend(self, entry: _Seat, tag: Tag, out: list[Out], now: float) -> None:
         """A resend: the cached reply again; while the game still holds the request, nothing
-        now, but the reply will go to the client that resent it (it may have reconnected)."""
+        now, but the reply will go to the client that resent it (it may have reconnected).
+        Either way the client is there: the seat's lease is renewed (a held join's lease
+        runs, PROTOCOL.md §7)."""
+        entry.game.session.renew(entry.text, now)
         if tag[3] == entry.last_seq:
             out.append([PROTOCOL_FRAME, _REPLY, tag[0], entry.last_command, entry.seat, tag[3], entry.last_body])
         elif entry.held is not None:

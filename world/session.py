@@ -21,7 +21,8 @@ the replies each event releases, shaped as NetSecGame's (reference netsecgame.md
 * a reset is held until every agent asked; conflicting seeds or topology votes are
   answered BAD_REQUEST and nothing stops; a reset without a seed is valid;
 * held replies expire after the task's ``hold_timeout``; seats expire after
-  ``seat_lease`` without a request;
+  ``seat_lease`` without a request, also while their join is held (at least
+  :data:`HELD_JOIN_LEASE_MIN` then: a waiting client's resent JOINs renew it);
 * every request gets exactly one reply, now or later.
 
 Time is passed in (``now``, seconds, monotonic), so a worker loop or a test drives it.
@@ -79,9 +80,14 @@ from .session_reset import ResetRules
 from .task import TaskConfig
 from .trajectory import Trajectory
 
-__all__ = ["MALFORMED_MESSAGE", "GameSession", "Reply", "sanitize_agent_name"]
+__all__ = ["HELD_JOIN_LEASE_MIN", "MALFORMED_MESSAGE", "GameSession", "Reply", "sanitize_agent_name"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds a seat whose join is held keeps its place without a request, at least: a waiting
+#: client resends its JOIN every retry interval (2 s by default), and a task's lease may be
+#: shorter than that.
+HELD_JOIN_LEASE_MIN = 5.0
 
 
 class GameSession(ResetRules):
@@ -128,8 +134,28 @@ class GameSession(ResetRules):
 
     def next_deadline(self) -> float | None:
         """The earliest time at which :meth:`tick` has something to do."""
-        times = [s.held.deadline if s.held is not None else s.lease_deadline for s in self.seats.values()]
-        return min(times, default=None)
+        return min((self._deadline(s) for s in self.seats.values()), default=None)
+
+    def _deadline(self, entry: _Seat) -> float:
+        held = entry.held
+        if held is None:
+            return entry.lease_deadline
+        return min(held.deadline, self._lease_end(entry)) if held.kind == "join" else held.deadline
+
+    def _lease_end(self, entry: _Seat) -> float:
+        """When a silent seat is quit: its lease, and while its join is held at least
+        :data:`HELD_JOIN_LEASE_MIN` after its last request (a waiting client resends its
+        JOIN every retry interval, which renews the lease)."""
+        if entry.held is not None and entry.held.kind == "join":
+            return entry.lease_deadline + max(0.0, HELD_JOIN_LEASE_MIN - self.task.seat_lease)
+        return entry.lease_deadline
+
+    def renew(self, seat: Hashable, now: float) -> None:
+        """A request of ``seat`` came that runs nothing (a resend of a held request): it
+        still says the client is there, so it renews the lease."""
+        entry = self.seats.get(seat)
+        if entry is not None:
+            entry.lease_deadline = max(entry.lease_deadline, now + self.task.seat_lease)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, seat: Hashable, action: Any, now: float, request: Any = None) -> list[Reply]:
@@ -256,9 +282,11 @@ class GameSession(ResetRules):
             held = entry.held
             if held is not None and held.deadline <= now:
                 replies += self._expire(entry, held)
-            elif held is None and entry.lease_deadline <= now:
-                log.info("%s: seat of %s expired after %.0f s without a request",
-                         self.name, entry.name, self.task.seat_lease)
+            elif (held is None or held.kind == "join") and self._lease_end(entry) <= now:
+                # A held join's lease runs too: a client that vanished while waiting for its
+                # game must not keep the seat until the game starts (and then for a lease).
+                log.info("%s: seat of %s expired after %.0f s without a request%s", self.name, entry.name,
+                         self.task.seat_lease, " while its join was held" if held is not None else "")
                 replies += self._remove(entry, "its lease expired")
                 replies += self._after_removal()
         return self._renewed(replies, now)

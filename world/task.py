@@ -25,14 +25,19 @@ rewards, switches). netsec-arena adds:
   functions, PrimAITE-style (:mod:`world.agents_config`, :mod:`world.scripted`,
   :mod:`world.rewards`).
 
-What NetSecGame silently mangles we reject at load, naming the key and the reason
-(DESIGN §3): an invalid IP key, ``all`` in known_data, a non-numeric max_steps, an
-unknown token in a host list, a missing view key. The keyword ``all_local`` where
-NetSecGame ignores it (known_networks, as a services/data key) is accepted and ignored,
-with a warning, so upstream's own files load.
+What NetSecGame silently mangles or skips we reject at load, naming the file, the line,
+the key and the reason (DESIGN §3): an unknown key in any section, with the closest known
+one (``max_stpes`` would otherwise leave the attacker without a step limit; the keys
+NetSecGame reads but never uses are accepted, :data:`world.task_keys.NETSECGAME_IGNORED_KEYS`),
+an invalid IP key, ``all`` in known_data, a non-numeric max_steps, an unknown token in a
+host list, a missing view key. The keyword ``all_local`` where NetSecGame ignores it
+(known_networks, as a services/data key) is accepted and ignored, with a warning, so
+upstream's own files load.
 
-The validation itself (one key at a time, each problem a :class:`TaskConfigError`) is
-:mod:`world.task_reader`; this module holds the task's data model and assembles it.
+:func:`load_task` takes a file path, an ``http(s)://`` URL or a shipped task's name
+(:mod:`world.task_lookup`). The validation itself (one key at a time, each problem a
+:class:`TaskConfigError`) is :mod:`world.task_reader` and :mod:`world.task_keys`; this
+module holds the task's data model and assembles it.
 """
 
 from __future__ import annotations
@@ -48,12 +53,13 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-import yaml
 
 from protocol import IP, AgentRole, Data, Network
 
 from .agents_config import AgentSpec, read_agents
 from .scenario import Scenario
+from .task_keys import ARENA_KEYS, GOAL_KEYS, START_KEYS, check_keys, load_document
+from .task_lookup import TASKS_DIR, locate_task, shipped_tasks
 from .task_reader import (
     DataEntry,
     HostEntry,
@@ -68,6 +74,7 @@ from .task_reader import (
 __all__ = [
     "BENIGN_VIEWS",
     "DEFAULT_TASK",
+    "TASKS_DIR",
     "AgentSpec",
     "RewardConfig",
     "RoleConfig",
@@ -76,21 +83,15 @@ __all__ = [
     "View",
     "load_task",
     "parse_task",
+    "shipped_tasks",
 ]
 
 log = logging.getLogger(__name__)
 
 #: The built-in default task (scenario1_small, an attacker against a defender).
-DEFAULT_TASK = Path(__file__).with_name("tasks") / "default.yaml"
+DEFAULT_TASK = TASKS_DIR / "default.yaml"
 
 _ROLE_KEYS = ("Attacker", "Defender", "Benign")
-_START_KEYS = ("known_networks", "known_hosts", "controlled_hosts", "known_services", "known_data")
-_GOAL_KEYS = (*_START_KEYS, "known_blocks")
-_ARENA_KEYS = ("name", "seats", "start", "allowed_roles", "hold_timeout", "seat_lease", "trajectory_dir",
-               "all_actions")
-_ENV_KEYS = ("scenario", "scenario_file", "use_global_defender", "use_dynamic_addresses",
-             "use_firewall", "save_trajectories", "required_players", "rewards", "random_seed",
-             "actions", "store_replay_buffer", "goal_reward", "detection_reward", "step_reward")
 
 
 @attrs.frozen
@@ -179,7 +180,7 @@ class TaskConfig:
 def _view(reader: TaskReader, value: Any, key: str, *, goal: bool) -> View:
     """A start_position or goal section: every view key required, each validated by the reader."""
     section = reader.mapping(value, key)
-    for required in _GOAL_KEYS if goal else _START_KEYS:
+    for required in GOAL_KEYS if goal else START_KEYS:
         if required not in section:
             raise reader.fail(f"{key}.{required}", "required key missing")
     return View(
@@ -193,20 +194,17 @@ def _view(reader: TaskReader, value: Any, key: str, *, goal: bool) -> View:
     )
 
 
-def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = None) -> TaskConfig:
-    """Validate a parsed task document and build the TaskConfig."""
-    reader = TaskReader(source)
+def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = None, *,
+               lines: Mapping[str, int] | None = None) -> TaskConfig:
+    """Validate a parsed task document and build the TaskConfig. ``lines`` (key path ->
+    line, from :func:`world.task_keys.load_document`) puts the line into errors."""
+    reader = TaskReader(source, lines)
+    check_keys(reader, document)   # every unknown key refused before any value is read
     root = reader.mapping(document, "(top level)")
     coordinator = reader.mapping(root.get("coordinator"), "coordinator")
     agents = reader.mapping(coordinator.get("agents"), "coordinator.agents")
     env = reader.mapping(root.get("env"), "env")
-    arena = reader.strict_mapping(root.get("arena"), "arena", _ARENA_KEYS)
-    for key in root:
-        if key not in ("coordinator", "env", "arena", "agents"):
-            log.warning("%s: unknown top-level key %r ignored", source, key)
-    for key in env:
-        if key not in _ENV_KEYS:
-            log.warning("%s: unknown key env.%s ignored", source, key)
+    arena = reader.strict_mapping(root.get("arena"), "arena", ARENA_KEYS)
 
     scenario = read_scenario(reader, env, base_dir)
 
@@ -236,10 +234,7 @@ def parse_task(document: Any, source: str = "<task>", base_dir: Path | None = No
         )
         _check_view_hosts(reader, roles[role], scenario, key)
 
-    rewards_section = reader.mapping(env.get("rewards"), "env.rewards")
-    for key in rewards_section:
-        if key not in ("step", "success", "fail", "false_positive"):
-            raise reader.fail(f"env.rewards.{key}", "unknown reward (known: step, success, fail, false_positive)")
+    rewards_section = reader.mapping(env.get("rewards"), "env.rewards")   # keys checked by check_keys
     rewards = RewardConfig(**{k: reader.number(v, f"env.rewards.{k}") for k, v in rewards_section.items()})
     if rewards.fail > 0 or rewards.false_positive > 0 or rewards.success < 0:
         log.warning("%s: unusual reward signs (fail %s, false_positive %s, success %s)",
@@ -333,37 +328,35 @@ def _check_view_hosts(reader: TaskReader, config: RoleConfig, scenario: Scenario
 
 
 def load_task(location: str | os.PathLike[str] | None = None) -> TaskConfig:
-    """Load a task from a file path or an ``http(s)://`` URL (default: the built-in task).
+    """Load a task from a file path, an ``http(s)://`` URL or a shipped task's name such
+    as ``two_networks_tiny`` (:mod:`world.task_lookup`; default: the built-in task).
+    Every problem is one :class:`TaskConfigError` naming the file, line and key.
 
-    >>> load_task().scenario.name
-    'scenario1_small'
+    >>> load_task().scenario.name, load_task("two_networks_tiny").scenario.name
+    ('scenario1_small', 'two_networks_tiny')
     """
-    if location is None:
-        location = DEFAULT_TASK
-    text_location = str(location)
-    if urllib.parse.urlparse(text_location).scheme in ("http", "https"):
+    found = locate_task(DEFAULT_TASK if location is None else location)
+    if isinstance(found, str):   # a URL
         try:
-            with urllib.request.urlopen(text_location, timeout=10) as response:
+            with urllib.request.urlopen(found, timeout=10) as response:
                 text = response.read(1 << 20).decode()
-        except OSError as error:
-            raise TaskConfigError(text_location, "(url)", f"cannot fetch: {error}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise TaskConfigError(found, "(url)", f"cannot fetch: {error}") from None
         base_dir = None
-        name_hint = Path(urllib.parse.urlparse(text_location).path).stem or "task"
-        source = text_location
+        name_hint = Path(urllib.parse.urlparse(found).path).stem or "task"
+        source = found
     else:
-        path = Path(text_location)
+        source = str(found)
         try:
-            text = path.read_text()
+            text = found.read_text()
         except OSError as error:
-            raise TaskConfigError(text_location, "(file)", f"cannot read: {error.strerror}") from None
-        base_dir = path.parent
-        name_hint = path.stem
-        source = text_location
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise TaskConfigError(source, "(yaml)", f"not valid YAML: {error}") from None
-    task = parse_task(document, source, base_dir)
+            raise TaskConfigError(source, "(file)", f"cannot read: {error.strerror or error}") from None
+        except UnicodeDecodeError:
+            raise TaskConfigError(source, "(file)", "cannot read: not UTF-8 text") from None
+        base_dir = found.parent
+        name_hint = found.stem
+    document, lines = load_document(text, source)
+    task = parse_task(document, source, base_dir, lines=lines)
     if not isinstance(document, dict) or not (document.get("arena") or {}).get("name"):
         task = attrs.evolve(task, name=name_hint)
     return task

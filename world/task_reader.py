@@ -14,8 +14,10 @@ documented in :mod:`world.task`.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ __all__ = [
     "read_scenario",
     "read_seats",
     "read_start",
+    "unknown_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,21 +47,49 @@ _HOST_TOKENS = ("random", "all_local")
 
 
 class TaskConfigError(ArenaError, ValueError):
-    """A task file is broken: names the file, the key path and the reason."""
+    """A task file is broken: names the file, the line (when the YAML text is known), the
+    key path and the reason, on one line: ``task.yaml:7: env.use_firewal: unknown key ...``."""
 
-    def __init__(self, source: str, key: str, reason: str) -> None:
-        self.source, self.key, self.reason = source, key, reason
-        super().__init__(f"{source}: {key}: {reason}")
+    def __init__(self, source: str, key: str, reason: str, line: int | None = None) -> None:
+        self.source, self.key, self.reason, self.line = source, key, reason, line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(": ".join(part for part in (where, key, reason) if part))
+
+
+def unknown_key(name: Any, known: Iterable[str], hint: str | None = None) -> str:
+    """The reason for an unknown key: ``hint`` if given, else the closest known key
+    (difflib, ignoring case), else the known keys."""
+    known = tuple(known)
+    if hint:
+        return f"unknown key ({hint})"
+    close = difflib.get_close_matches(str(name).lower(), [k.lower() for k in known], n=1, cutoff=0.6)
+    if close:
+        return f"unknown key (did you mean {known[[k.lower() for k in known].index(close[0])]}?)"
+    return f"unknown key (known: {', '.join(known) or 'none'})"
 
 
 class TaskReader:
-    """Walks the YAML document, turning every problem into a TaskConfigError."""
+    """Walks the YAML document, turning every problem into a TaskConfigError. ``lines``
+    maps key paths (``env.rewards.step``, ``agents[0].type``) to their line in the file:
+    an error names the line of its key, or of the nearest enclosing key."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, lines: Mapping[str, int] | None = None) -> None:
         self.source = source
+        self.lines: Mapping[str, int] = lines or {}
 
     def fail(self, key: str, reason: str) -> TaskConfigError:
-        return TaskConfigError(self.source, key, reason)
+        return TaskConfigError(self.source, key, reason, self.line_of(key))
+
+    def line_of(self, key: str) -> int | None:
+        """The line of ``key``, or of its nearest enclosing key that has one."""
+        path = key
+        while path:
+            line = self.lines.get(path)
+            if line is not None:
+                return line
+            cut = max(path.rfind("."), path.rfind("["))
+            path = path[:cut] if cut > 0 else ""
+        return None
 
     def mapping(self, value: Any, key: str) -> dict[str, Any]:
         if value is None:
@@ -72,7 +103,7 @@ class TaskReader:
         section = self.mapping(value, key)
         for name in section:
             if name not in known:
-                raise self.fail(f"{key}.{name}", f"unknown key (known: {', '.join(known)})")
+                raise self.fail(f"{key}.{name}" if key else str(name), unknown_key(name, known))
         return section
 
     def flag(self, value: Any, key: str, default: bool) -> bool:
@@ -217,6 +248,15 @@ def _role_name(value: Any) -> AgentRole:
     return AgentRole.from_string(str(value))
 
 
+def _seat_role(reader: TaskReader, value: Any, key: str) -> AgentRole:
+    """A role named as a key of ``arena.seats`` / ``arena.start`` (any case)."""
+    try:
+        return _role_name(value)
+    except ValueError:
+        reason = unknown_key(value, [role.value for role in AgentRole]).replace("unknown key", "unknown role", 1)
+        raise reader.fail(key, reason) from None
+
+
 def read_scenario(reader: TaskReader, env: dict[str, Any], base_dir: Path | None) -> Scenario:
     scenario_file = env.get("scenario_file")
     try:
@@ -244,10 +284,7 @@ def read_seats(reader: TaskReader, arena: dict[str, Any], required: int, *, scri
     else:
         seats = {}
         for role_name, count in reader.mapping(raw_seats, "arena.seats").items():
-            try:
-                role = _role_name(role_name)
-            except ValueError:
-                raise reader.fail(f"arena.seats.{role_name}", "unknown role") from None
+            role = _seat_role(reader, role_name, f"arena.seats.{role_name}")
             if isinstance(count, bool) or not isinstance(count, int) or count < 0:
                 raise reader.fail(f"arena.seats.{role_name}", f"expected a count >= 0, got {count!r}")
             if count:
@@ -278,10 +315,7 @@ def read_start(reader: TaskReader, arena: dict[str, Any], seats: dict[AgentRole,
         return dict(seats)
     start: dict[AgentRole, int] = {}
     for role_name, count in reader.mapping(raw, "arena.start").items():
-        try:
-            role = _role_name(role_name)
-        except ValueError:
-            raise reader.fail(f"arena.start.{role_name}", "unknown role") from None
+        role = _seat_role(reader, role_name, f"arena.start.{role_name}")
         if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= seats.get(role, 0):
             raise reader.fail(f"arena.start.{role_name}",
                               f"expected a count between 0 and the role's {seats.get(role, 0)} seats, got {count!r}")

@@ -19,8 +19,10 @@ and registers again empty. Repeated failures back off from 1 s to 32 s.
 The games themselves, the per-seat reply cache that makes resends harmless and the
 timers live in a :class:`~world.game_host.GameHost`, which knows no sockets: this loop
 hands it each request and sends the frames it returns. :meth:`WorldWorker.stop` drains:
-new joins are refused, what already arrived is answered, held requests get
-``GAME_LOST``, then ``DISCONNECT``.
+new joins are refused, what already arrived is answered (and what arrives until the
+link has been quiet for ``STOP_QUIET``), held requests get ``GAME_LOST``, then
+``DISCONNECT``: the broker answers ``GAME_LOST`` to what is still on its way and to the
+games' agents on their next request.
 
 Running one (``arena world`` does this, and calls :meth:`WorldWorker.stop` on SIGTERM)::
 
@@ -71,6 +73,10 @@ _HWM = 100_000
 _TRACE_HWM = 10_000
 _LINGER_MS = 500
 _DRAIN_LIMIT = 1000           # messages handled per loop turn before timers get their turn
+#: A stopping world answers requests until its link has been quiet this long (seconds) ...
+STOP_QUIET = 0.2
+#: ... or this long at most (seconds): agents that keep stepping do not hold it up.
+STOP_LIMIT = 2.0
 _NOBLOCK, _SEND_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 _send, _recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
 _poll, _POLLIN = zmq.backend.zmq_poll, int(zmq.POLLIN)
@@ -360,11 +366,19 @@ class WorldWorker:
             self._send(message)
 
     def _shutdown(self) -> None:
-        """Drain: refuse new joins, answer what already arrived, tell the broker, go."""
+        """Drain: refuse new joins, answer what already arrived (and what arrives until the
+        link has been quiet for ``STOP_QUIET`` seconds, ``STOP_LIMIT`` at most: requests
+        the broker forwarded before the stop), tell the broker, go."""
         self._host.stopping = True
-        now = time.monotonic()
-        if self._dealer is not None:
-            self._drain(now)
+        dealer = self._dealer
+        if dealer is not None:
+            deadline = time.monotonic() + STOP_LIMIT
+            while self._dealer is dealer:
+                self._drain(time.monotonic())
+                self._flush()
+                wait = min(STOP_QUIET, deadline - time.monotonic())
+                if wait <= 0 or self._dealer is not dealer or not dealer.poll(wait * 1000, zmq.POLLIN):
+                    break
         self._flush()
         if self._host.games:
             log.info("world %s: stopping with %d games", self.name, len(self._host.games))

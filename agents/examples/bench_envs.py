@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
+
+from agents.extras import MissingExtraError, needs
+
+with needs("the env bench example", "rl", script=__name__ == "__main__"):
+    import numpy as np
 
 __all__ = ["main", "measure_env", "measure_vector"]
 
@@ -103,7 +107,7 @@ def run(steps: int, vector_calls: int, num_envs: int, broker_steps: int) -> dict
 
     results: dict[str, Any] = {"task": "two_networks_tiny"}
     results["env_in_process"] = measure_env(lambda: ArenaEnv(TINY), steps)
-    results["vector_in_process"] = measure_vector(lambda: ArenaVectorEnv(num_envs, TINY), vector_calls)
+    results["vector_in_process"] = measure_vector(lambda: ArenaVectorEnv(TINY, num_envs), vector_calls)
     with Stack(tasks=[str(TINY)], worlds=1) as stack:
         frontend = str(stack.endpoints["frontend"])
         results["base_agent_broker_1_world"] = measure_base_agent(frontend, broker_steps)
@@ -112,7 +116,7 @@ def run(steps: int, vector_calls: int, num_envs: int, broker_steps: int) -> dict
     with Stack(tasks=[str(TINY)], worlds=2) as stack:
         frontend = str(stack.endpoints["frontend"])
         results["vector_broker_2_worlds"] = measure_vector(
-            lambda: ArenaVectorEnv(num_envs, "two_networks_tiny", broker=frontend, timeout=60), vector_calls)
+            lambda: ArenaVectorEnv("two_networks_tiny", num_envs, broker=frontend, timeout=60), vector_calls)
     return results
 
 
@@ -124,7 +128,10 @@ def run(steps: int, vector_calls: int, num_envs: int, broker_steps: int) -> dict
 @click.option("--json", "as_json", is_flag=True, help="print the results as JSON")
 def main(steps: int, broker_steps: int, vector_calls: int, num_envs: int, as_json: bool) -> None:
     """Measure the RL environments' steps/s."""
-    results = run(steps, vector_calls, num_envs, broker_steps)
+    try:
+        results = run(steps, vector_calls, num_envs, broker_steps)
+    except MissingExtraError as error:
+        raise click.ClickException(str(error)) from None
     if as_json:
         click.echo(json.dumps(results, indent=2))
         return

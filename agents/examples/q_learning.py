@@ -32,9 +32,12 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
-import numpy as np
 
+from agents.extras import MissingExtraError, needs
 from protocol import AgentStatus
+
+with needs("the Q-learning example", "rl", script=__name__ == "__main__"):
+    import numpy as np
 
 __all__ = ["QTable", "evaluate", "main", "random_policy", "result_line", "train", "won"]
 
@@ -153,7 +156,10 @@ def result_line(name: str, result: dict[str, float], width: int = 7) -> str:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as JSON")
 def main(task: str, broker: str | None, episodes: int, eval_episodes: int, seed: int, as_json: bool) -> None:
     """Train tabular Q-learning on ArenaEnv and compare its greedy policy with the random attacker."""
-    from agents.gym_env import ArenaEnv
+    try:
+        from agents.gym_env import ArenaEnv
+    except MissingExtraError as error:
+        raise click.ClickException(str(error)) from None
 
     env = ArenaEnv(task, broker=broker)
     try:

@@ -1,11 +1,12 @@
 """MaskablePPO (sb3-contrib) on ArenaEnv: train an attacker on two_networks_tiny, then
 compare its win rate with the uniformly random valid-action attacker's.
 
-Needs the ``sb3`` extra (``pip install -e '.[rl,sb3]'``: stable-baselines3, sb3-contrib,
-torch), which CI does not install. MaskablePPO finds the env's ``action_masks()`` itself
-(through SB3's wrappers), so no ``ActionMasker`` is needed; at evaluation the policy
-predicts with the same masks. The env leaves ``info["state"]`` out: SB3's DummyVecEnv
-deep-copies every info, and a GameState copies its cached valid actions with it.
+Needs the ``rl`` and ``sb3`` extras (``pip install -e '.[rl,sb3]'``: stable-baselines3,
+sb3-contrib, torch), which CI does not install; without them it says so in one line.
+MaskablePPO finds the env's ``action_masks()`` itself (through SB3's wrappers), so no
+``ActionMasker`` is needed; at evaluation the policy predicts with the same masks. The
+env leaves ``info["state"]`` out: SB3's DummyVecEnv deep-copies every info, and a
+GameState copies its cached valid actions with it.
 
     python -m agents.examples.sb3_maskable_ppo --timesteps 30000 --episodes 200
     python -m agents.examples.sb3_maskable_ppo --broker tcp://127.0.0.1:5570   # on a running stack
@@ -19,9 +20,17 @@ import time
 from typing import Any
 
 import click
-import numpy as np
 
-from agents.examples.q_learning import evaluate, random_policy, result_line
+from agents.extras import MissingExtraError, needs, require
+
+#: What this example needs, and the modules it checks for before it starts.
+EXTRAS = ("rl", "sb3")
+_WHAT = "the MaskablePPO example"
+
+with needs(_WHAT, EXTRAS, script=__name__ == "__main__"):
+    import numpy as np
+
+    from agents.examples.q_learning import evaluate, random_policy, result_line
 
 __all__ = ["main", "train_and_evaluate"]
 
@@ -72,6 +81,10 @@ def train_and_evaluate(task: str, broker: str | None, timesteps: int, episodes: 
 def main(task: str, broker: str | None, timesteps: int, episodes: int, seed: int, torch_threads: int,
          as_json: bool) -> None:
     """Train MaskablePPO on ArenaEnv and compare it with the random attacker."""
+    try:  # before any work: torch and sb3-contrib are imported only when training starts
+        require(_WHAT, EXTRAS, "gymnasium", "torch", "sb3_contrib")
+    except MissingExtraError as error:
+        raise click.ClickException(str(error)) from None
     logging.basicConfig(level=logging.INFO)
     summary = train_and_evaluate(task, broker, timesteps, episodes, seed, torch_threads)
     if as_json:

@@ -6,10 +6,12 @@ YAML (a lone attacker with a fixed start), starts upstream's server
 writes ``logs/`` into its working directory) and our stack (broker, one world, the
 NetSecGame-protocol gateway: ``bin.stack.Stack``) on that same file, connects one raw
 TCP client to each (NetSecGame's framing: bare JSON out, read until ``EOF``), joins both,
-resets both with one seed (this aligns upstream's global ``random`` with our per-game
-``random.Random``: reference netsecgame.md §6.12, §8), then plays seeded random valid
-actions: each action is drawn from the actions valid in *upstream's* observation and
-sent, as the same JSON text, to both. Replies are compared as reference §9 says (states
+and then either resets both with one seed before the first episode (this aligns
+upstream's global ``random`` with our per-game ``random.Random``: reference netsecgame.md
+§6.12, §8) or plays the first episode straight after the join (both servers' start-up
+seeding: upstream's ``random.seed(--seed)``, our default game's ``random.Random(--seed)``),
+then plays seeded random valid actions: each action is drawn from the actions valid in
+*upstream's* observation and sent, as the same JSON text, to both. Replies are compared as reference §9 says (states
 as sets; ``to_agent`` and ``configuration_hash`` ignored). A run stops at its first
 difference, which is reported with the step, the action and both values.
 
@@ -55,6 +57,7 @@ from tests.differential.servers import UpstreamServer, WireClient  # noqa: E402
 from world import SCENARIO_FILES  # noqa: E402
 
 __all__ = [
+    "FIRST_EPISODE",
     "Difference",
     "DivergedError",
     "RunResult",
@@ -96,12 +99,18 @@ class Difference:
         return f"{where}: {self.path}: upstream {_short(self.upstream)} / ours {_short(self.ours)}"
 
 
+#: How a run's first episode starts: after a reset seeded S, or straight after the join.
+FIRST_EPISODE = ("reset", "join")
+
+
 @dataclass
 class RunResult:
-    """One scenario with the global defender off or on."""
+    """One scenario with the global defender off or on, its first episode after a seeded
+    reset (``first_episode`` "reset") or straight after the join ("join")."""
 
     scenario: str
     global_defender: bool
+    first_episode: str = "reset"
     episodes: int = 0
     steps: int = 0
     replies: int = 0
@@ -175,12 +184,14 @@ def _state_of(reply: dict[str, Any], phase: str) -> dict[str, Any]:
 
 def play(pair: Pair, result: RunResult, *, seed: int, episodes: int, max_steps: int,
          forbidden_probe: bool = True) -> None:
-    """Join, reset with ``seed``, then ``episodes`` episodes of seeded random valid
-    actions; resets between episodes use ``seed + episode`` and ask for the last
-    trajectory. With ``forbidden_probe``, the last action of an episode is sent once more
-    after the end (answered FORBIDDEN). Stops at the first difference."""
+    """Join, reset with ``seed`` (unless ``result.first_episode`` is "join": then the
+    first episode starts from the join's state, with no reset), then ``episodes`` episodes
+    of seeded random valid actions; resets between episodes use ``seed + episode`` and ask
+    for the last trajectory. With ``forbidden_probe``, the last action of an episode is
+    sent once more after the end (answered FORBIDDEN). Stops at the first difference."""
     try:
-        _play(pair, result, seed=seed, episodes=episodes, max_steps=max_steps, forbidden_probe=forbidden_probe)
+        _play(pair, result, seed=seed, episodes=episodes, max_steps=max_steps, forbidden_probe=forbidden_probe,
+              reset_first=result.first_episode == "reset")
     except DivergedError as diverged:
         result.difference = diverged.difference
         if diverged.difference.phase in ("step", "after-end"):
@@ -188,12 +199,13 @@ def play(pair: Pair, result: RunResult, *, seed: int, episodes: int, max_steps: 
 
 
 def _play(pair: Pair, result: RunResult, *, seed: int, episodes: int, max_steps: int,
-          forbidden_probe: bool) -> None:
-    _state_of(pair.exchange(join_payload(), "join", 0, 0), "join")
+          forbidden_probe: bool, reset_first: bool) -> None:
+    state = _state_of(pair.exchange(join_payload(), "join", 0, 0), "join")
     chooser = random.Random(seed)
     for episode in range(episodes):
-        reply = pair.exchange(reset_payload(seed + episode, request_trajectory=episode > 0), "reset", episode, 0)
-        state = _state_of(reply, "reset")
+        if episode or reset_first:
+            reply = pair.exchange(reset_payload(seed + episode, request_trajectory=episode > 0), "reset", episode, 0)
+            state = _state_of(reply, "reset")
         result.episodes += 1
         outcome = "unfinished"
         for step in range(1, max_steps + 2):  # one more than upstream's bound (it ends at max_steps)
@@ -218,10 +230,12 @@ def _play(pair: Pair, result: RunResult, *, seed: int, episodes: int, max_steps:
         result.outcomes.append(outcome)
 
 
-def run_one(scenario: str, global_defender: bool, args: argparse.Namespace, workdir: Path) -> RunResult:
-    """One scenario with one defender setting: both servers up, play, both servers down."""
-    result = RunResult(scenario, global_defender)
-    directory = workdir / f"{scenario}-gd{int(global_defender)}"
+def run_one(scenario: str, global_defender: bool, args: argparse.Namespace, workdir: Path,
+            first_episode: str = "reset") -> RunResult:
+    """One scenario with one defender setting and one first-episode start: both servers
+    up (fresh: the "join" start is their start-up seeding), play, both servers down."""
+    result = RunResult(scenario, global_defender, first_episode)
+    directory = workdir / f"{scenario}-gd{int(global_defender)}-{first_episode}"
     directory.mkdir(parents=True, exist_ok=True)
     task_file = write_task(directory, scenario, global_defender, args.max_steps)
     upstream = UpstreamServer(task_file, directory, python=args.upstream_python, seed=args.server_seed,
@@ -250,8 +264,8 @@ def run_one(scenario: str, global_defender: bool, args: argparse.Namespace, work
             client.close()
         upstream.stop()
         stack.stop()
-    log.info("%s gd=%s: %s, %d steps in %.1f s", scenario, int(global_defender), result.verdict, result.steps,
-             time.monotonic() - started)
+    log.info("%s gd=%s first=%s: %s, %d steps in %.1f s", scenario, int(global_defender), first_episode,
+             result.verdict, result.steps, time.monotonic() - started)
     return result
 
 
@@ -275,7 +289,7 @@ _KINDS = ("ScanNetwork", "FindServices", "ExploitService", "FindData", "Exfiltra
 
 def table(results: Sequence[RunResult]) -> str:
     """The per-run table, the totals and every difference in full."""
-    rows = [("scenario", "defender", "episodes", "steps", "Sc/FS/Ex/FD/Xf", "outcomes", "result")]
+    rows = [("scenario", "defender", "first", "episodes", "steps", "Sc/FS/Ex/FD/Xf", "outcomes", "result")]
     for r in results:
         detail = r.verdict
         if r.difference:
@@ -283,10 +297,10 @@ def table(results: Sequence[RunResult]) -> str:
         elif r.error:
             detail += f" ({_short(r.error, 200)})"
         played = "/".join(str(r.actions.get(kind, 0)) for kind in _KINDS)
-        rows.append((r.scenario, "on" if r.global_defender else "off", str(r.episodes), str(r.steps), played,
-                     " ".join(r.outcomes) or "-", detail))
-    widths = [max(len(row[i]) for row in rows) for i in range(6)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:6], widths, strict=True)) + "  " + row[6]
+        rows.append((r.scenario, "on" if r.global_defender else "off", r.first_episode, str(r.episodes),
+                     str(r.steps), played, " ".join(r.outcomes) or "-", detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(7)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:7], widths, strict=True)) + "  " + row[7]
              for row in rows]
     lines.insert(1, "-" * len(lines[0]))
     totals = summary(results)
@@ -297,7 +311,8 @@ def table(results: Sequence[RunResult]) -> str:
     for r in results:
         if r.difference:
             d = r.difference
-            lines += ["", f"{r.scenario}, global defender {'on' if r.global_defender else 'off'}: {d.summary()}",
+            lines += ["", f"{r.scenario}, global defender {'on' if r.global_defender else 'off'}, "
+                          f"first episode after {r.first_episode}: {d.summary()}",
                       f"  action:   {d.action}",
                       f"  upstream: {json.dumps(d.upstream_reply, sort_keys=True)}",
                       f"  ours:     {json.dumps(d.our_reply, sort_keys=True)}"]
@@ -313,6 +328,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         metavar="NAME", help="registry scenarios to compare")
     parser.add_argument("--defender", choices=("both", "off", "on"), default="both",
                         help="global defender settings to run")
+    parser.add_argument("--first-episode", choices=(*FIRST_EPISODE, "both"), default="both",
+                        help="start each run's first episode after a reset seeded S, or straight after the join "
+                             "(the servers' start-up seeding), or play every run both ways")
     parser.add_argument("--episodes", type=int, default=3, help="episodes per run")
     parser.add_argument("--max-steps", type=int, default=40, help="the task's max_steps (an episode's bound)")
     parser.add_argument("--seed", type=int, default=42,
@@ -347,11 +365,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _terminate)
     settings = {"both": (False, True), "off": (False,), "on": (True,)}[args.defender]
+    starts = FIRST_EPISODE if args.first_episode == "both" else (args.first_episode,)
     results: list[RunResult] = []
     with _workdir(args.workdir) as workdir:
         for scenario in args.scenarios:
             for global_defender in settings:
-                results.append(run_one(scenario, global_defender, args, workdir))
+                for first_episode in starts:
+                    results.append(run_one(scenario, global_defender, args, workdir, first_episode))
     totals = summary(results)
     print(json.dumps(totals, indent=2, default=str) if args.json else table(results))
     if totals["errors"]:
