@@ -143,13 +143,14 @@ def test_a_dead_world_fails_requests_in_flight_at_once_and_idle_agents_on_their_
     world.register("w1", heartbeat=0.2)                   # it will never beat: dead after 0.6 s
     busy = join_and_answer(world, agent, 1)
     idle_agent = Agent(context, broker.endpoints["frontend"], b"agent-2")
-    idle = join_and_answer(world, idle_agent, 1)
+    idle = join_and_answer(world, idle_agent, 1)          # the world's last message: its answer
+    silent_since = time.monotonic()
     agent.request(STEP, busy, 2, [0])
     world.next_request()                                  # forwarded, never answered: the world hangs
-    started = time.monotonic()
-    frames, reply = agent.reply()                         # liveness 3 x 0.2 s
+    frames, reply = agent.reply()                         # liveness 3 x 0.2 s after its last message
+    elapsed = time.monotonic() - silent_since
     assert reply.code is ErrorCode.GAME_LOST and frames[2:4] == [busy, seq_bytes(2)]
-    assert time.monotonic() - started < WAIT
+    assert 0.45 <= elapsed < 1.5, f"declared dead {elapsed:.2f} s after its last message, not ~0.6 s (3 x 0.2 s)"
     idle_agent.request(STEP, idle, 2, [0])
     _, reply = idle_agent.reply()
     assert reply.code is ErrorCode.GAME_LOST, "an idle agent hears GAME_LOST, not UNKNOWN_SEAT"

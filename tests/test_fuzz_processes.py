@@ -13,7 +13,9 @@ agent plays an episode.
 
 Hypothesis runs derandomized, without deadline and without shrinking (the targets are
 live processes; a failing assertion names the offending message itself). Each example is
-one batch of messages; ``SENT`` counts what was sent: at least 10,000 in one run.
+one batch of messages; ``SENT`` counts what was sent, and each test checks that it sent
+exactly its share of ``THROWS``: the README ("When things fail") states the totals per
+entry point, and a test compares them, so neither can drift.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import re
 import socket
 import time
 from collections import Counter
@@ -59,8 +62,30 @@ from . import fuzz_strategies as fs
 FUZZ = settings(deadline=None, derandomize=True, database=None, phases=[Phase.explicit, Phase.generate],
                 suppress_health_check=list(HealthCheck), print_blob=False,
                 verbosity=Verbosity.quiet)  # the assertion names the message; the whole batch is noise
-#: Tests that sent their share of hostile messages (the total is checked when all did).
-FUZZED: set[str] = set()
+#: Requests on the gateway per run: Hypothesis's generated connections carry a number
+#: that depends on what it draws, a flood on one connection makes up the rest (at least
+#: ``GATEWAY_FLOOD``), and two oversized requests end it.
+GATEWAY_THROWS = 3000
+GATEWAY_FLOOD = 300
+#: Hostile messages each test throws, per entry point, exactly: examples x batch size as
+#: their ``settings`` and strategies say, plus the hand-made messages.
+THROWS: dict[str, Counter[str]] = {
+    "warm-up": Counter(frontend=1),                       # the ``frontend`` fixture's first message
+    "world": Counter(world=30 * 100),
+    "gateway": Counter(gateway=GATEWAY_THROWS),
+    "frontend table": Counter(frontend=16),               # fuzz_strategies.frontend_table
+    "frontend": Counter(frontend=40 * 100),
+    "flood": Counter(frontend=1500 + 3 + 2),              # the flood, 3 refused bodies, 2 oversized frames
+    "owner": Counter(frontend=12 * 50),
+    "strangers": Counter(backend=10 * 50),
+    "registered world": Counter(backend=8 * 60 + 1),      # the barrage, then a RELEASE of another world's seat
+    "hijacker": Counter(backend=1),
+}
+#: What one run of this module throws at each entry point.
+PER_RUN: Counter[str] = sum(THROWS.values(), Counter())
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: Tests that sent their share of hostile messages (the totals are checked when all did).
+FUZZED: set[str] = {"warm-up"}
 WATCHED = b"watched-seat"
 #: What a world may answer hostile requests (anything else, an internal error included, fails).
 WORLD_CODES = frozenset(str(code) for code in (
@@ -109,11 +134,23 @@ def frontend(arena: fh.Arena) -> Iterator[list[zmq.Socket]]:
             sock.close(linger=0)
 
 
-def fuzzed(name: str, before: int, minimum: int) -> None:
-    """A test sent at least ``minimum`` hostile messages of its own."""
-    sent = sum(fh.SENT.values()) - before
-    assert sent >= minimum, f"{name}: only {sent} hostile messages sent"
+def fuzzed(name: str, before: Counter[str]) -> None:
+    """A test sent exactly its share of hostile messages (``THROWS[name]``); ``before``: a
+    copy of ``fh.SENT`` taken when it started."""
+    sent = fh.SENT - before
+    assert sent == THROWS[name], f"{name}: sent {dict(sent)}, THROWS says {dict(THROWS[name])}"
     FUZZED.add(name)
+
+
+def test_the_readme_says_what_a_run_throws_at_each_entry_point() -> None:
+    """README "When things fail" states the exact counts per entry point (no processes)."""
+    text = " ".join(README.read_text().split())
+    found = re.search(r"per run: ([\d,]+) at the broker's frontend, ([\d,]+) at its backend, "
+                      r"([\d,]+) at a world and ([\d,]+) at the gateway", text)
+    assert found, "the README's fuzz sentence is gone or reworded"
+    stated = dict(zip(("frontend", "backend", "world", "gateway"),
+                      (int(number.replace(",", "")) for number in found.groups()), strict=True))
+    assert stated == dict(PER_RUN), f"README says {stated}, a run throws {dict(PER_RUN)}"
 
 
 # ============================================================================ a world worker
@@ -121,7 +158,7 @@ def test_world_worker_answers_hostile_requests_and_its_game_is_untouched(arena: 
     """The test is the world's broker. Every hostile request is answered with its client,
     (seat, seq) and an error code; other frames are dropped; the world never reconnects;
     the watched seat's game then plays to its end exactly like its reference."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(logs / "world.log")
     world = fph.WorldUnderFuzz(arena.context, logs / "world.log")
     try:
@@ -174,7 +211,7 @@ def test_world_worker_answers_hostile_requests_and_its_game_is_untouched(arena: 
         code = world.close()
     assert code == 0, f"the world exited with {code} on SIGTERM"
     fh.assert_no_tracebacks(watch, "the world")
-    fuzzed("world", before, 3000)
+    fuzzed("world", before)
 
 
 # ============================================================================ the gateway
@@ -182,7 +219,7 @@ def test_gateway_answers_hostile_tcp_clients(arena: fh.Arena) -> None:
     """Garbage bytes, broken and hostile JSON, half requests, pipelined requests, abrupt
     closes, oversized requests and a flood on NetSecGame TCP connections: NetSecGame-style
     errors, one per request, or a closed connection; then a normal client plays."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     host, _, port = arena.stack.endpoints["gateway"].rpartition(":")
     address = (host, int(port))
@@ -198,7 +235,10 @@ def test_gateway_answers_hostile_tcp_clients(arena: fh.Arena) -> None:
             fph.check_gateway_replies(script, replies, closed)
 
     barrage()
-    flood = fps.GatewayScript(b'{"action_type": "Nope"}\n' * 600, 600, 600)
+    size = GATEWAY_THROWS - 2 - (fh.SENT - before)["gateway"]  # the flood makes up the count
+    assert size >= GATEWAY_FLOOD, f"the generated connections carried {GATEWAY_THROWS - 2 - size} requests: " \
+                                  f"raise GATEWAY_THROWS (and the README's figure)"
+    flood = fps.GatewayScript(b'{"action_type": "Nope"}\n' * size, size, size)
     [(replies, _)] = fph.run_gateway_scripts(address, [flood])
     fh.SENT["gateway"] += flood.count
     fph.check_gateway_replies(flood, replies, False)
@@ -218,12 +258,13 @@ def test_gateway_answers_hostile_tcp_clients(arena: fh.Arena) -> None:
         assert b'"GameStatus.OK"' in fph.read_reply(sock)
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the gateway fuzz)")
-    fuzzed("gateway", before, 2000)
+    fuzzed("gateway", before)
 
 
 # ============================================================================ the broker frontend
 def test_broker_frontend_gives_the_prescribed_answers(arena: fh.Arena, frontend: list[zmq.Socket]) -> None:
     """Hand-made hostile messages whose answer PROTOCOL.md fixes exactly."""
+    before = fh.SENT.copy()
     victim, other = arena.victims
     step = pack(action_to_compact(random_attacker(victim.observation, random.Random(0))))
     table = fs.frontend_table(victim.seat, other.seat, (victim.agent.world or "").encode(), step)
@@ -234,13 +275,14 @@ def test_broker_frontend_gives_the_prescribed_answers(arena: fh.Arena, frontend:
         except AssertionError as error:
             failures.append(str(error).splitlines()[0])
     assert not failures, "\n".join(failures)
+    fuzzed("frontend table", before)
 
 
 def test_broker_frontend_answers_every_hostile_message(arena: fh.Arena, frontend: list[zmq.Socket]) -> None:
     """Generated messages on four sockets: each gets its one reply (a batch one per
     triple), in order, with the prescribed code and its seat and seq echoed; another
     client's seat is always NOT_YOUR_SEAT."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     others = [victim.seat for victim in arena.victims]
     world = (arena.victims[0].agent.world or "").encode()
@@ -255,14 +297,14 @@ def test_broker_frontend_answers_every_hostile_message(arena: fh.Arena, frontend
     barrage()
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the frontend fuzz)")
-    fuzzed("frontend", before, 4000)
+    fuzzed("frontend", before)
 
 
 def test_broker_frontend_flood_and_oversized_messages(arena: fh.Arena, frontend: list[zmq.Socket]) -> None:
     """A flood on one connection is answered in full while others are served. A body over
     the 1 MiB body limit is refused with a reply; a frame over the frontend's MAXMSGSIZE
     (4 MiB) drops the connection, and the client's socket reconnects and is served."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     theirs = frozenset(victim.seat for victim in arena.victims)
     flooder = arena.dealer()
@@ -300,7 +342,7 @@ def test_broker_frontend_flood_and_oversized_messages(arena: fh.Arena, frontend:
         assert answered, "no STATUS answer after the oversized message (no reconnect?)"
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the flood)")
-    fuzzed("flood", before, 1500)
+    fuzzed("flood", before)
 
 
 def test_broker_forwards_a_seat_owners_garbage_to_its_world(arena: fh.Arena, frontend: list[zmq.Socket]) -> None:
@@ -308,7 +350,7 @@ def test_broker_forwards_a_seat_owners_garbage_to_its_world(arena: fh.Arena, fro
     other clients' seats, unknown seats and a wrong world: every request is answered once
     (the world's MALFORMED or STALE_REQUEST, the broker's errors for the rest); then the
     seat plays to the end of its episode exactly like its reference, and quits."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     others = [victim.seat for victim in arena.victims]
     owner = arena.dealer()
@@ -352,14 +394,14 @@ def test_broker_forwards_a_seat_owners_garbage_to_its_world(arena: fh.Arena, fro
         owner.close(linger=0)
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the seat owner's garbage)")
-    fuzzed("owner", before, 500)
+    fuzzed("owner", before)
 
 
 # ============================================================================ the broker backend
 def test_broker_backend_refuses_strangers(arena: fh.Arena) -> None:
     """Peers that never registered: every ARENA1 message but DISCONNECT is answered
     DISCONNECT (register first), broken READYs are refused, other frames dropped."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     strangers = [arena.dealer(arena.stack.endpoints["backend"]) for _ in range(3)]
     try:
@@ -388,14 +430,14 @@ def test_broker_backend_refuses_strangers(arena: fh.Arena) -> None:
     assert len(status.get("worlds", [])) == 1, f"a stranger got registered: {status}"
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the backend fuzz)")
-    fuzzed("strangers", before, 500)
+    fuzzed("strangers", before)
 
 
 def test_broker_backend_survives_a_broken_registered_world(arena: fh.Arena) -> None:
     """A registered world (serving no task) sends malformed REPLYs, RELEASEs, heartbeats
     and unknown commands: each dropped, the world stays registered; and a RELEASE naming
     a seat of another world's game frees nothing."""
-    before = sum(fh.SENT.values())
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     fake = arena.dealer(arena.stack.endpoints["backend"], identity=b"fuzz-registered-world")
     victim = arena.victims[1]
@@ -436,12 +478,13 @@ def test_broker_backend_survives_a_broken_registered_world(arena: fh.Arena) -> N
     assert not registered(arena.status_until(lambda s: not registered(s))), "DISCONNECT did not unregister"
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (during the backend fuzz)")
-    fuzzed("registered world", before, 400)
+    fuzzed("registered world", before)
 
 
 def test_broker_backend_keeps_a_live_worlds_seat_from_another_worlds_ready(arena: fh.Arena) -> None:
     """A READY that lists a game and seat another live world hosts (a hostile or stale
     world) must not take them over: the seat's agent plays on, its game stays where it is."""
+    before = fh.SENT.copy()
     watch = fh.LogWatch(arena.log)
     victim = fh.Victim(arena.frontend, "victim-3")
     fake = arena.dealer(arena.stack.endpoints["backend"], identity=b"fuzz-hijacker")
@@ -451,27 +494,28 @@ def test_broker_backend_keeps_a_live_worlds_seat_from_another_worlds_ready(arena
             "games": [{"game": victim.game, "task": fh.TASK,
                        "seats": [[victim.seat.decode(), "Attacker", b"fuzz-client", b""]]}]})])
         fh.SENT["backend"] += 1
-        fake.send_multipart([PROTOCOL_FRAME, fs.HEARTBEAT])
-        status = arena.status_until(lambda s: any(w["world"] == "fuzz-hijacker" for w in s.get("worlds", [])))
+        refused = fh.collect(fake, 1, fh.WAIT)  # refused whole: DISCONNECT, so it registers again without
+        assert refused == [[PROTOCOL_FRAME, fs.DISCONNECT]], f"to the hijacker: {fh.short(refused)}"
+        status = query_status(arena.frontend, timeout=fh.WAIT)
+        assert "fuzz-hijacker" not in [w["world"] for w in status.get("worlds", [])], status
         games = {game["game"]: game for game in status.get("games", [])}
         assert games.get(victim.game, {}).get("world") == arena.victims[0].agent.world, \
             f"another world's READY took {victim.game} over: {games.get(victim.game)}"
         victim.play(1)
     finally:
-        fake.send_multipart([PROTOCOL_FRAME, fs.DISCONNECT])
-        fake.close(linger=1000)
+        fake.close(linger=0)
         victim.agent.terminate_connection()
-    arena.status_until(lambda s: not any(w["world"] == "fuzz-hijacker" for w in s.get("worlds", [])))
     arena.assert_alive()
     fh.assert_no_tracebacks(watch, "the stack (a READY naming another world's seat)")
+    fuzzed("hijacker", before)
 
 
 # ============================================================================ afterwards
 def test_after_the_barrage_every_process_serves_and_no_game_changed(arena: fh.Arena) -> None:
     """Every process alive; only the real world registered; no seat but the victims';
     the victims' games play to the end exactly like their references; a new agent plays
-    an episode; every seat is freed; and (when every fuzz test ran) at least 10,000
-    hostile messages were sent."""
+    an episode; every seat is freed; and (when every fuzz test ran) exactly ``PER_RUN``
+    hostile messages were sent to each entry point, as the README says."""
     watch = fh.LogWatch(arena.log)
     arena.assert_alive()
     status = arena.status_until(lambda s: s.get("seats") == len(arena.victims))  # QUITs of closed connections
@@ -492,5 +536,5 @@ def test_after_the_barrage_every_process_serves_and_no_game_changed(arena: fh.Ar
     fh.assert_no_tracebacks(watch, "the stack (after the fuzz)")  # each fuzz test checked its own part of the log
     print(f"hostile messages sent: {dict(fh.SENT)}, total {sum(fh.SENT.values())}; "
           f"answers: {dict(sorted(fh.OUTCOMES.items()))}")
-    if {"world", "gateway", "frontend", "owner", "flood", "strangers", "registered world"} <= FUZZED:
-        assert sum(fh.SENT.values()) >= 10_000, dict(fh.SENT)
+    if set(THROWS) == FUZZED:
+        assert fh.SENT == PER_RUN, f"sent {dict(fh.SENT)}, PER_RUN (and the README) say {dict(PER_RUN)}"

@@ -244,6 +244,8 @@ def test_request_split_across_writes_gets_one_reply(gateway, clients) -> None:
 
 
 def test_incomplete_request_is_answered_after_the_timeout(gateway, clients) -> None:
+    """README: an unfinished request is answered "Malformed Action" after 100 ms (the
+    default ``incomplete_timeout``); a 1 s timeout fails the bound."""
     _, address = gateway()
     client = clients(address)
     assert client.request(JOIN)["status"] == "GameStatus.CREATED"
@@ -251,7 +253,7 @@ def test_incomplete_request_is_answered_after_the_timeout(gateway, clients) -> N
     reply = client.request('{"action_type": "ActionType.ScanNetwork", "parameters": ')
     elapsed = time.monotonic() - started
     assert reply["status"] == "GameStatus.BAD_REQUEST" and reply["message"]["message"] == MALFORMED_MESSAGE
-    assert 0.09 <= elapsed < 5.0
+    assert 0.099 <= elapsed < 0.5, f"answered after {elapsed:.3f} s, not the default 0.1 s"
     assert client.request(SCAN)["status"] == "GameStatus.OK", "the connection goes on"
 
 
@@ -365,7 +367,8 @@ def test_a_broker_that_never_answers_gets_bad_request(gateway, clients) -> None:
     started = time.monotonic()
     reply = client.request(JOIN)
     assert reply["status"] == "GameStatus.BAD_REQUEST" and "did not answer within 0.3 s" in reply["message"]["message"]
-    assert 0.3 <= time.monotonic() - started < 5
+    elapsed = time.monotonic() - started
+    assert 0.3 <= elapsed < 1.2, f"answered after {elapsed:.2f} s, not the 0.3 s reply timeout"
     assert client.request(SCAN)["status"] == "GameStatus.BAD_REQUEST", "not joined: the next request is answered"
 
 

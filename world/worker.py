@@ -56,6 +56,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from protocol import PROTOCOL_FRAME, Command, pack
 from protocol.security import CurveClient
+from protocol.transport import describe_handshake_failure
 
 from .game_host import GameHost, game_seed
 from .task import TaskConfig
@@ -81,6 +82,9 @@ _NOBLOCK, _SEND_MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 _send, _recv = zmq.backend.Socket.send, zmq.backend.Socket.recv
 _poll, _POLLIN = zmq.backend.zmq_poll, int(zmq.POLLIN)
 
+#: Monitor events of a handshake the broker refused (a CURVE key not allowed, CURVE at one end only).
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 _READY, _HEARTBEAT, _DISCONNECT, _REQUEST = (Command.READY.frame, Command.HEARTBEAT.frame,
                                             Command.DISCONNECT.frame, Command.REQUEST.frame)
 
@@ -216,7 +220,7 @@ class WorldWorker:
         dealer.setsockopt(zmq.LINGER, _LINGER_MS)
         dealer.setsockopt(zmq.SNDHWM, _HWM)
         dealer.setsockopt(zmq.RCVHWM, _HWM)
-        self._monitor = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitor = dealer.get_monitor_socket(zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED)
         dealer.connect(self.backend)
         self._dealer = dealer
         self._poller.register(dealer, zmq.POLLIN)
@@ -266,6 +270,10 @@ class WorldWorker:
             try:
                 event = recv_monitor_message(self._monitor, zmq.NOBLOCK)
             except zmq.Again:
+                return
+            if event["event"] & _HANDSHAKE_FAILED:  # say why the broker is silent, not "the link dropped"
+                self._reconnect(now, describe_handshake_failure(event["event"], event["value"],
+                                                                curve_here=self.curve is not None, who="this world"))
                 return
             if event["event"] == zmq.EVENT_DISCONNECTED:
                 # The link dropped (a broker restart, say): register again, games and all,
