@@ -164,6 +164,7 @@ def test_render_and_properties() -> None:
         env.close()   # idempotent
 
 
+@pytest.mark.processes
 def test_import_agents_needs_no_rl_extra() -> None:
     code = ("import sys, agents; heavy = {'gymnasium', 'pettingzoo', 'numpy'} & set(sys.modules); "
             "assert not heavy, heavy; print(agents.ArenaEnv.__name__)")

@@ -22,6 +22,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from agents import BaseAgent
@@ -90,6 +91,7 @@ def test_a_resent_held_step_and_reset_from_a_new_client_get_no_busy_and_their_re
     assert done[b"blue"][2].status is GameStatus.RESET_DONE and session.episode == 1, "one reset, not two"
 
 
+@pytest.mark.processes
 def test_a_step_held_across_a_broker_restart_gets_its_reply(tmp_path: Path, short_dir: Path) -> None:
     """README "When things fail" (the broker restarts) with a held step: red's last step
     waits for blue's episode; the broker is SIGKILLed and restarted; red's client resends
