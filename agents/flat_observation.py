@@ -180,7 +180,6 @@ class FlatObservation:
         self.layout = layout
         self.size = len(layout)
         hosts, _, services, data = layout.source
-        self._host_count = len(hosts)
         self._data_count = len(data)
         self._known, _ = layout.blocks["hosts"]
         self._controlled = self._known + len(hosts)

@@ -167,7 +167,7 @@ def _lock(fd: int, operation: int) -> bool:
     try:
         fcntl.flock(fd, operation)
     except OSError as error:  # e.g. a file system without flock: go on without it
-        logger.debug("flock on descriptor %d failed: %s", fd, error)
+        logger.debug("flock on descriptor %d failed: %s", fd, error)  # pragma: no mutate
         return False
     return True
 
@@ -306,6 +306,6 @@ def _cut_short(content: bytes) -> bool:
     tail = error.doc[error.pos:].rstrip()
     if error.msg.startswith("Invalid \\uXXXX escape"):
         return _ESCAPE_TAIL.fullmatch(tail) is not None
-    if not error.msg.startswith(("Expecting", "Unterminated")):  # "Extra data", bad characters
+    if not error.msg.startswith("Expecting"):  # "Extra data", bad characters
         return False
     return not tail or any(word.startswith(tail) for word in _LITERALS) or _NUMBER_TAIL.fullmatch(tail) is not None

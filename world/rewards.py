@@ -91,9 +91,6 @@ class RewardFunction:
         """The refs whose rewards this function shares."""
         return tuple(c.agent for c in self.components if c.type == "shared-reward" and c.agent)
 
-    def needs(self, kind: str) -> bool:
-        return any(c.type == kind for c in self.components)
-
     def step_breakdown(self, rewards: RewardConfig, old: GameState, new: GameState, action: Any,
                        detected: bool, attacker_hosts: Callable[[], frozenset[Any]],
                        reward_of: Callable[[str], float]) -> dict[str, float]:

@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 
 from agents.policies import Policy, benign_agent, blocking_defender, kill_chain_attacker
 from agents.utils import sorted_valid_actions
-from protocol import PASS, Action, AgentRole, AgentStatus, GameState, Observation, PassAction, action_to_compact
+from protocol import PASS, Action, AgentRole, AgentStatus, Observation, PassAction, action_to_compact
 
 from .agents_config import AgentSpec
 from .catalog import catalog_of
@@ -289,10 +289,8 @@ def _start_status(role: AgentRole) -> AgentStatus:
     return AgentStatus.PlayingWithTimeout if role is AgentRole.Attacker else AgentStatus.Playing
 
 
-def reset_seat(entry: _Seat, state: GameState | None = None) -> None:
+def reset_seat(entry: _Seat) -> None:
     """A seat's per-episode records back to the start (its new state already in place)."""
-    if state is not None:
-        entry.state = state
     entry.last_trajectory = entry.trajectory
     entry.trajectory = Trajectory(entry.name, entry.role, entry.state)
     entry.steps, entry.reward, entry.ended, entry.told_end, entry.episode_return = 0, 0, False, True, 0

@@ -21,13 +21,22 @@ by mutmut's environment variable.
     tox -e mutation                          # every group; the report in tests/mutation/REPORT.md
     tox -e mutation -- --only broker         # one group (protocol, world, broker, gateway, rl)
     tox -e mutation -- --scratch DIR         # keep the mutants (mutmut browse / show in DIR/GROUP)
+    tox -e mutation -- --scratch DIR --recheck   # after adding tests: rerun what did not die
     python tests/mutation/run.py --report-only --scratch DIR   # report those runs again
+
+``--recheck`` copies the work tree into the kept scratch folders again and runs only the
+mutants that were not killed, and every mutant of a function whose code changed; a
+killed mutant of an unchanged function stays killed (adding a test cannot revive it).
+It assumes tests were added, not weakened: run a full pass after removing a test.
+``--mutants GLOB`` narrows a recheck (e.g. ``'world.scenario.*'``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
+import hashlib
 import json
 import os
 import re
@@ -63,7 +72,7 @@ class Group:
 GROUPS = (
     Group("protocol", ("protocol/*.py",),
           ("test_protocol_*.py", "test_action_table.py", "test_agents_trajectories.py", "test_agents_valid_actions.py",
-           "test_transcripts.py", "test_mutation_protocol*.py")),
+           "test_transcripts.py")),
     Group("world", ("world/game_world.py", "world/global_defender.py", "world/remap.py", "world/catalog.py",
                     "world/scenario.py", "world/session.py", "world/session_reset.py", "world/session_trace.py",
                     "world/scripted.py", "world/seats.py", "world/rewards.py", "world/game_host.py"),
@@ -71,16 +80,15 @@ GROUPS = (
            "test_world_views.py", "test_world_worker.py", "test_session.py", "test_global_defender.py",
            "test_scenarios.py", "test_rewards.py", "test_reward_oracle.py", "test_scripted_agents.py",
            "test_transcripts.py", "test_fast_paths.py", "test_agents_config.py", "test_promises_world.py",
-           "test_action_table.py", "test_agents_observations.py", "test_mutation_world*.py")),
+           "test_action_table.py", "test_agents_observations.py", "test_world_*_rules.py")),
     Group("broker", ("broker/broker.py", "broker/placement.py"),
           ("test_broker_faults.py", "test_broker_placement.py", "test_promises_placement.py",
-           "test_timing_contracts.py", "test_mutation_broker*.py")),
+           "test_timing_contracts.py", "test_broker_batch_and_quit.py", "test_broker_release_status.py")),
     Group("gateway", ("broker/gateway.py", "broker/gateway_connection.py", "broker/gateway_codec.py"),
-          ("test_gateway.py", "test_gateway_allow.py", "test_timing_contracts.py", "test_protocol_json.py",
-           "test_mutation_gateway*.py")),
+          ("test_gateway.py", "test_gateway_allow.py", "test_timing_contracts.py", "test_protocol_json.py")),
     Group("rl", ("agents/action_masks.py", "agents/flat_observation.py"),
           ("test_env_spaces.py", "test_env_gym.py", "test_env_vector.py", "test_env_pettingzoo.py",
-           "test_fast_paths.py", "test_agents_observations.py", "test_mutation_rl*.py")),
+           "test_fast_paths.py", "test_agents_observations.py", "test_rl_*.py")),
 )
 #: Files never mutated: package faces.
 EXCLUDED = ("*/__init__.py",)
@@ -133,7 +141,7 @@ def configure(scratch: Path, group: Group) -> None:
         file.write("\n".join(config) + "\n")
 
 
-def run_mutmut(scratch: Path, children: int) -> bool:
+def run_mutmut(scratch: Path, children: int, names: list[str] | None = None) -> bool:
     """``mutmut run`` in ``scratch``; once more if it stopped (it resumes where it was: a
     timing test that failed under load while mutmut recorded the suite). Whether it ended."""
     # Every process a test starts imports the mutated copy, wherever its working folder is.
@@ -141,9 +149,9 @@ def run_mutmut(scratch: Path, children: int) -> bool:
     for _attempt in range(2):
         started = time.monotonic()
         with (scratch / "mutmut-run.log").open("a") as log:  # mutmut's own output, for a failed run
-            done = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(children)],
-                                  cwd=scratch, env=environment, check=False, stdout=log, stderr=subprocess.PIPE,
-                                  text=True)
+            command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children), *(names or [])]
+            done = subprocess.run(command, cwd=scratch, env=environment, check=False, stdout=log,
+                                  stderr=subprocess.PIPE, text=True)
         print(f"{scratch.name}: mutmut ran {time.monotonic() - started:.0f} s (exit {done.returncode})",
               file=sys.stderr)
         leftovers = kill_leftovers(scratch)
@@ -172,6 +180,64 @@ def kill_leftovers(scratch: Path) -> int:
     return killed
 
 
+def function_of(mutant: str) -> str:
+    """``protocol.catalog.xǁCatalogǁfrom_wire__mutmut_12`` -> ``protocol.catalog.xǁCatalogǁfrom_wire``."""
+    return mutant.split("__mutmut_")[0]
+
+
+def function_hashes(folder: Path, group: Group) -> dict[str, str]:
+    """mutmut's name of every function it mutates in ``group`` (module functions and methods
+    of module classes) -> a hash of its code, to tell which functions changed."""
+    hashes = {}
+    for pattern in group.modules:
+        for path in sorted(folder.glob(pattern)):
+            relative = path.relative_to(folder)
+            if any(fnmatch.fnmatch(str(relative), excluded) for excluded in EXCLUDED):
+                continue
+            module = ".".join(relative.with_suffix("").parts)
+            for node in ast.parse(path.read_text()).body:
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    hashes[f"{module}.x_{node.name}"] = _digest(node)
+                elif isinstance(node, ast.ClassDef):
+                    for member in node.body:
+                        if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
+                            hashes[f"{module}.x\u01c1{node.name}\u01c1{member.name}"] = _digest(member)
+    return hashes
+
+
+def _digest(node: ast.AST) -> str:
+    return hashlib.sha256(ast.dump(node).encode()).hexdigest()
+
+
+def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
+    """Copy the work tree into ``folder`` again and run what the last run did not kill (and
+    every mutant of a changed function); the kills carried over go to ``carried.json``."""
+    old = results(folder)
+    old_hashes = function_hashes(folder, group)
+    carried = _load_carried(folder)
+    copy_repository(folder)
+    configure(folder, group)
+    new_hashes = function_hashes(folder, group)
+    changed = {name for name, digest in new_hashes.items() if old_hashes.get(name) != digest}
+    wanted = [name for name, status in old.items()
+              if function_of(name) in new_hashes and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
+    carried = {name: status for name, status in {**carried, **old}.items()
+               if status in _KILLED and function_of(name) in new_hashes and function_of(name) not in changed}
+    (folder / "carried.json").write_text(json.dumps(carried, sort_keys=True))
+    rerun = [name for name in wanted if name not in carried and function_of(name) not in changed]
+    rerun += [f"{name}__mutmut_*" for name in sorted(changed)
+              if not only or any(fnmatch.fnmatchcase(f"{name}__mutmut_1", o) for o in only)]
+    print(f"{folder.name}: {len(carried)} kills carried over, {len(changed)} functions changed, "
+          f"rerunning {len(rerun)} mutants or functions", file=sys.stderr)
+    if rerun:
+        run_mutmut(folder, children, rerun)
+
+
+def _load_carried(folder: Path) -> dict[str, str]:
+    path = folder / "carried.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def results(scratch: Path) -> dict[str, str]:
     if not (scratch / "mutants").is_dir():
         return {}
@@ -182,6 +248,9 @@ def results(scratch: Path) -> dict[str, str]:
         match = _RESULT.match(line)
         if match:
             found[match["name"]] = match["status"]
+    for name, status in _load_carried(scratch).items():  # kills a --recheck did not run again
+        if found.get(name) == "not checked":
+            found[name] = status
     return found
 
 
@@ -284,15 +353,22 @@ def main() -> int:
     parser.add_argument("--children", type=int, default=os.cpu_count() or 2, help="mutants tested at once")
     parser.add_argument("--scratch", type=Path, help="work here (kept) instead of a temporary folder")
     parser.add_argument("--report-only", action="store_true", help="report the runs already in --scratch")
+    parser.add_argument("--recheck", action="store_true",
+                        help="in --scratch: rerun only what the last run did not kill, and changed functions")
+    parser.add_argument("--mutants", action="append", default=[], metavar="GLOB",
+                        help="with --recheck: only mutants whose name matches (repeatable)")
     parser.add_argument("--out", type=Path, default=HERE / "REPORT.md", help="the report's path")
     arguments = parser.parse_args()
-    if arguments.report_only and arguments.scratch is None:
-        parser.error("--report-only needs --scratch")
+    if (arguments.report_only or arguments.recheck) and arguments.scratch is None:
+        parser.error("--report-only and --recheck need --scratch")
     groups = [group for group in GROUPS if not arguments.only or group.name in arguments.only]
     scratch = arguments.scratch or Path(tempfile.mkdtemp(prefix="arena-mutation-"))
     runs = {group: scratch / group.name for group in groups}
     try:
         for group, folder in [] if arguments.report_only else runs.items():
+            if arguments.recheck and (folder / "mutants").is_dir():
+                recheck(folder, group, arguments.children, arguments.mutants)
+                continue
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
             copy_repository(folder)
