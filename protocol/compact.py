@@ -152,12 +152,17 @@ def _ip(value: Any, field: str) -> IP:
         raise ProtocolError(field, "an IP address", describe(value)) from None
 
 
+_SCALAR_TYPES = frozenset((str, int, bool))
+
+
 def _key(value: Any) -> tuple[Any, ...] | None:
-    """An intern key for a list of scalars (None if it holds anything else)."""
+    """An intern key for a list of scalars (None if it holds anything else). It holds the
+    items' types too: True == 1 and False == 0, so the values alone would let a list with
+    1 for a flag (or True for a number) reuse a component checked for the other."""
     if type(value) is list:
-        key = tuple(value)
-        if all(type(item) in (str, int, bool) for item in key):
-            return key
+        types = tuple(map(type, value))
+        if _SCALAR_TYPES.issuperset(types):
+            return (tuple(value), types)
     return None
 
 
@@ -231,7 +236,7 @@ def state_from_packed(data: bytes, field: str = "state") -> GameState:
 
 def state_from_compact(value: Any, field: str = "state") -> GameState:
     if isinstance(value, (bytes, bytearray)):
-        return state_from_packed(value, field)
+        return state_from_packed(bytes(value), field)  # bytes: a bytearray is no cache key
     parts = _list(value, field, 6)
     return GameState.trusted(
         controlled_hosts=frozenset(_ip(v, f"{field}.controlled_hosts")
