@@ -457,7 +457,7 @@ class Broker:
         try:
             self.placement.release_from(world, unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None)
         except (ProtocolError, ValueError) as error:
-            log.warning("world %s: a malformed RELEASE dropped: %s", world.name, error)
+            log.warning("world %s: a malformed RELEASE dropped: %s", world.name, error)  # pragma: no mutate
 
     def _on_ready(self, identity: bytes, frames: list[bytes]) -> None:
         try:
@@ -501,7 +501,7 @@ class Broker:
         if world is None:
             return
         level = logging.WARNING if world.games or world.inflight else logging.INFO
-        log.log(level, "world %s removed: %s; %d games lost", world.name, reason, len(world.games))
+        log.log(level, "world %s removed: %s; %d games lost", world.name, reason, len(world.games))  # pragma: no mutate
         for (seat, seq), (client, command) in world.inflight.items():
             self._settled(client)
             self._error(client, command, seat, seq, ErrorCode.GAME_LOST,

@@ -195,18 +195,22 @@ def function_hashes(folder: Path, group: Group) -> dict[str, str]:
             if any(fnmatch.fnmatch(str(relative), excluded) for excluded in EXCLUDED):
                 continue
             module = ".".join(relative.with_suffix("").parts)
-            for node in ast.parse(path.read_text()).body:
+            lines = path.read_text().splitlines()
+            for node in ast.parse("\n".join(lines)).body:
                 if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                    hashes[f"{module}.x_{node.name}"] = _digest(node)
+                    hashes[f"{module}.x_{node.name}"] = _digest(node, lines)
                 elif isinstance(node, ast.ClassDef):
                     for member in node.body:
                         if isinstance(member, ast.FunctionDef | ast.AsyncFunctionDef):
-                            hashes[f"{module}.x\u01c1{node.name}\u01c1{member.name}"] = _digest(member)
+                            hashes[f"{module}.x\u01c1{node.name}\u01c1{member.name}"] = _digest(member, lines)
     return hashes
 
 
-def _digest(node: ast.AST) -> str:
-    return hashlib.sha256(ast.dump(node).encode()).hexdigest()
+def _digest(node: ast.stmt, lines: list[str]) -> str:
+    """The function's text, comments included: a ``# pragma: no mutate`` renumbers its mutants."""
+    first = min([node.lineno, *(decorator.lineno for decorator in getattr(node, "decorator_list", []))])
+    text = "\n".join(lines[first - 1:node.end_lineno])
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
