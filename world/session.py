@@ -281,14 +281,17 @@ class GameSession(ResetRules):
                 continue
             held = entry.held
             if held is not None and held.deadline <= now:
-                replies += self._expire(entry, held)
+                # renewed at once: a seat this releases must not lose its lease below
+                replies += self._renewed(self._expire(entry, held), now)
             elif (held is None or held.kind == "join") and self._lease_end(entry) <= now:
                 # A held join's lease runs too: a client that vanished while waiting for its
                 # game must not keep the seat until the game starts (and then for a lease).
-                log.info("%s: seat of %s expired after %.0f s without a request%s", self.name, entry.name,
-                         self.task.seat_lease, " while its join was held" if held is not None else "")
+                log.info("%s: seat of %s expired after %.0f s without a request%s",  # pragma: no mutate
+                         self.name, entry.name, self.task.seat_lease,  # pragma: no mutate
+                         " while its join was held" if held is not None else "",  # pragma: no mutate
+                         )
                 replies += self._remove(entry, "its lease expired")
-                replies += self._after_removal()
+                replies += self._renewed(self._after_removal(), now)
         return self._renewed(replies, now)
 
     def _renewed(self, replies: list[Reply], now: float) -> list[Reply]:
@@ -480,8 +483,8 @@ class GameSession(ResetRules):
         replies: list[Reply] = []
         for other in list(self.seats.values()):
             if not other.ended:
-                log.info("%s: %s did not finish its episode in time; its seat is released",
-                         self.name, other.name)
+                log.info("%s: %s did not finish its episode in time; its seat is released",  # pragma: no mutate
+                         self.name, other.name)  # pragma: no mutate
                 replies += self._remove(other, "the episode-end hold timed out waiting for it")
         return replies + self._after_removal()
 

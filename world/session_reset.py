@@ -105,4 +105,4 @@ class ResetRules(ScriptedPlay):
             try:
                 append_line(directory / trajectory_file_name(s.name, s.role), s.trajectory.as_dict())
             except OSError as error:
-                log.error("%s: cannot save the trajectory of %s: %s", self.name, s.name, error)
+                log.error("%s: cannot save the trajectory of %s: %s", self.name, s.name, error)  # pragma: no mutate
