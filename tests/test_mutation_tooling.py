@@ -62,6 +62,7 @@ def test_kill_rate_leaves_equivalents_out() -> None:
 
     assert run._rate(Counter(killed=9, survived=1, equivalent=5)) == 0.9
     assert run._rate(Counter({"killed": 8, "survived": 1, "no tests": 1})) == 0.8
+    assert run._rate(Counter({"killed": 9, "survived": 1, "not checked": 50})) == 0.9  # an interrupted run
     assert run._rate(Counter()) == 1.0
 
 

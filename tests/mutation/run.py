@@ -25,9 +25,10 @@ by mutmut's environment variable.
     python tests/mutation/run.py --report-only --scratch DIR   # report those runs again
 
 ``--recheck`` copies the work tree into the kept scratch folders again and runs only the
-mutants that were not killed, and every mutant of a function whose code changed; a
-killed mutant of an unchanged function stays killed (adding a test cannot revive it).
-It assumes tests were added, not weakened: run a full pass after removing a test.
+mutants that survived or had no test, and every mutant of a function whose code changed;
+a killed mutant of an unchanged function stays killed (adding a test cannot revive it).
+It assumes tests were added, not weakened: run a full pass after removing a test. Mutants
+an interrupted run never reached stay "not checked" (reported apart, not in the rate).
 ``--mutants GLOB`` narrows a recheck (e.g. ``'world.scenario.*'``).
 """
 
@@ -224,7 +225,8 @@ def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
     new_hashes = function_hashes(folder, group)
     changed = {name for name, digest in new_hashes.items() if old_hashes.get(name) != digest}
     wanted = [name for name, status in old.items()
-              if function_of(name) in new_hashes and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
+              if status in ("survived", "no tests") and function_of(name) in new_hashes
+              and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
     carried = {name: status for name, status in {**carried, **old}.items()
                if status in _KILLED and function_of(name) in new_hashes and function_of(name) not in changed}
     (folder / "carried.json").write_text(json.dumps(carried, sort_keys=True))
@@ -305,6 +307,9 @@ def report(runs: dict[Group, Path], out: Path) -> float:
             if status in _KILLED:
                 counts["killed"] += 1
                 continue
+            if status == "not checked":  # an interrupted run: counted apart, not in the rate
+                counts["not checked"] += 1
+                continue
             reason = explanation(mutant, equivalent)
             if reason is not None:
                 counts["equivalent"] += 1
@@ -317,14 +322,17 @@ def report(runs: dict[Group, Path], out: Path) -> float:
              "Written by `tox -e mutation` (`tests/mutation/run.py`, mutmut 3). Kill rate: killed / (all -",
              f"equivalent); target {TARGET:.0%}. Each survivor is killed by a new test or explained in",
              "`tests/mutation/equivalent.toml`.", "",
-             "| module | mutants | killed | survived | no tests | equivalent | kill rate |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             "| module | mutants | killed | survived | no tests | equivalent | not checked | kill rate |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for module, counts in sorted(by_module.items()):
         total.update(counts)
         lines.append(_row(module, counts))
     lines.append(_row("**all**", total))
     rate = _rate(total)
     lines += ["", f"Overall kill rate: **{rate:.1%}** ({'met' if rate >= TARGET else 'NOT met'}).", ""]
+    if total["not checked"]:
+        lines += [f"**Incomplete:** {total['not checked']} mutants not checked (an interrupted run); the rate",
+                  "counts only the mutants checked.", ""]
     if unexplained:
         lines += ["## Survivors without a test or an explanation", ""]
         diffs: dict[str, str] = {}
@@ -347,7 +355,7 @@ def _rate(counts: Counter[str]) -> float:
 def _row(module: str, counts: Counter[str]) -> str:
     total = sum(counts.values())
     return (f"| {module} | {total} | {counts['killed']} | {counts['survived']} | {counts['no tests']} | "
-            f"{counts['equivalent']} | {_rate(counts):.1%} |")
+            f"{counts['equivalent']} | {counts['not checked']} | {_rate(counts):.1%} |")
 
 
 def main() -> int:
