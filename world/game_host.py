@@ -176,7 +176,7 @@ class GameHost:
         its replies, for a batch request)."""
         count = len(frames)
         if count < 4:
-            log.warning("world %s: a REQUEST too short to answer dropped", self.name)
+            log.warning("world %s: a REQUEST too short to answer dropped", self.name)  # pragma: no mutate
             return []
         client, command = frames[2], frames[3]
         if command == _BATCH:
@@ -210,7 +210,8 @@ class GameHost:
             else:
                 self._request(client, command, seat, seq, body, now, out)
         except Exception:
-            log.exception("world %s: a %r request of seat %r failed", self.name, command, seat[:64])
+            log.exception("world %s: a %r request of seat %r failed",  # pragma: no mutate
+                          self.name, command, seat[:64])  # pragma: no mutate
             out.append(self._error([client, command, seat, seq], None,
                                    "The world could not handle this request (internal error); see its log."))
 
@@ -302,7 +303,7 @@ class GameHost:
             session.events = []
             session.step_events = self.step_events
         game = self.games[name] = _Game(name, task, session, f"trace.{task.name}.{name}".encode())
-        log.debug("world %s: game %s of task %s created", self.name, name, task.name)
+        log.debug("world %s: game %s of task %s created", self.name, name, task.name)  # pragma: no mutate
         return game
 
     def _collect(self, game: _Game, replies: list[Reply], out: list[Out], tag: Tag | None = None,
@@ -332,7 +333,7 @@ class GameHost:
             game.closed = True
             self.games.pop(game.name, None)
             self.closed.append(game.name)
-            log.debug("world %s: game %s closed", self.name, game.name)
+            log.debug("world %s: game %s closed", self.name, game.name)  # pragma: no mutate
 
     # ------------------------------------------------------------------ replies
     def _encode(self, reply: Reply) -> Out:
@@ -362,7 +363,7 @@ class GameHost:
             out.append([PROTOCOL_FRAME, _REPLY, tag[0], entry.last_command, entry.seat, tag[3], entry.last_body])
         elif entry.held is not None:
             entry.held[0] = tag[0]
-        log.debug("world %s: resend of seat %s seq %r", self.name, entry.text, tag[3])
+        log.debug("world %s: resend of seat %s seq %r", self.name, entry.text, tag[3])  # pragma: no mutate
 
     def _replies(self, out: list[Out], inner: bytes | None) -> list[Out]:
         """Several replies as messages: one batch per client (of ``inner``, for a batch request)
@@ -412,7 +413,7 @@ class GameHost:
             try:
                 self._collect(game, game.session.tick(now), out)
             except Exception:
-                log.exception("world %s: timers of game %s failed", self.name, game.name)
+                log.exception("world %s: timers of game %s failed", self.name, game.name)  # pragma: no mutate
             self._schedule(game)
         return out if len(out) < 2 else self._replies(out, None)
 
