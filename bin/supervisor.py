@@ -15,6 +15,8 @@ waits on an event that SIGCHLD and the stop request set, so a child's exit is se
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import threading
 import time
@@ -101,17 +103,13 @@ def serve_stack(stack: Stack, *, endpoints_file: str | None, announce: Callable[
     :class:`click.ClickException` with its reason). Every child is stopped on every path
     that runs code; a SIGKILL of this process reaches them through :mod:`bin.lifeline`."""
     stopping, wake = threading.Event(), threading.Event()
-
-    def request_stop(*_: object) -> None:
-        stopping.set()
-        wake.set()
+    news = SignalNews(stopping, wake)
 
     def write() -> None:
         if endpoints_file:
             write_endpoints(endpoints_file, stack.endpoints)
 
-    previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
-    previous[signal.SIGCHLD] = signal.signal(signal.SIGCHLD, lambda *_: wake.set())
+    previous = {sig: signal.signal(sig, news.handler) for sig in (*STOP_SIGNALS, signal.SIGCHLD)}
     try:
         try:
             stack.start(cancel=stopping)
@@ -130,3 +128,52 @@ def serve_stack(stack: Stack, *, endpoints_file: str | None, announce: Callable[
         stack.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        news.close()
+
+
+class SignalNews:
+    """Signals turned into ``stopping`` / ``wake`` events without a lock in the handler.
+
+    A Python signal handler runs on the main thread between two bytecodes, also while that
+    thread is inside ``Event.wait`` or ``Event.clear`` holding the event's (non-reentrant)
+    lock: a handler calling ``Event.set`` there waits for itself forever (``arena up``
+    then ignored every later SIGTERM). The handler only writes a byte to a pipe; a thread
+    reads it and sets the events.
+    """
+
+    def __init__(self, stopping: threading.Event, wake: threading.Event) -> None:
+        self._stopping, self._wake = stopping, wake
+        self._stop_asked = False
+        self._closing = False
+        self._read_end, self._write_end = os.pipe()
+        os.set_blocking(self._write_end, False)
+        self._reader = threading.Thread(target=self._relay, name="signal-news", daemon=True)
+        self._reader.start()
+
+    def handler(self, signum: int, _frame: object) -> None:
+        if signum != signal.SIGCHLD:
+            self._stop_asked = True  # a plain store: seen even if the pipe is full
+        self._poke()
+
+    def close(self) -> None:
+        self._closing = True
+        self._poke()
+        self._reader.join(1.0)
+        os.close(self._read_end)
+        os.close(self._write_end)
+
+    def _poke(self) -> None:
+        with contextlib.suppress(BlockingIOError):  # full of news not yet taken: it wakes anyway
+            os.write(self._write_end, b"!")
+
+    def _relay(self) -> None:
+        while True:
+            try:
+                os.read(self._read_end, 4096)
+            except OSError:
+                return
+            if self._closing:
+                return
+            if self._stop_asked:
+                self._stopping.set()
+            self._wake.set()
