@@ -227,13 +227,16 @@ def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
     wanted = [name for name, status in old.items()
               if status in ("survived", "no tests") and function_of(name) in new_hashes
               and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
+    # Every verdict of an unchanged function is kept for a mutant this recheck does not run
+    # (mutmut forgets them all when the test selection changes): a kill stays a kill, and a
+    # survivor left out by --mutants stays a survivor until it is run again.
     carried = {name: status for name, status in {**carried, **old}.items()
-               if status in _KILLED and function_of(name) in new_hashes and function_of(name) not in changed}
+               if status != "not checked" and function_of(name) in new_hashes and function_of(name) not in changed}
     (folder / "carried.json").write_text(json.dumps(carried, sort_keys=True))
-    rerun = [name for name in wanted if name not in carried and function_of(name) not in changed]
+    rerun = [name for name in wanted if function_of(name) not in changed]
     rerun += [f"{name}__mutmut_*" for name in sorted(changed)
               if not only or any(fnmatch.fnmatchcase(f"{name}__mutmut_1", o) for o in only)]
-    print(f"{folder.name}: {len(carried)} kills carried over, {len(changed)} functions changed, "
+    print(f"{folder.name}: {len(carried)} verdicts carried over, {len(changed)} functions changed, "
           f"rerunning {len(rerun)} mutants or functions", file=sys.stderr)
     if rerun:
         run_mutmut(folder, children, rerun)
@@ -254,7 +257,7 @@ def results(scratch: Path) -> dict[str, str]:
         match = _RESULT.match(line)
         if match:
             found[match["name"]] = match["status"]
-    for name, status in _load_carried(scratch).items():  # kills a --recheck did not run again
+    for name, status in _load_carried(scratch).items():  # verdicts a --recheck did not run again
         if found.get(name) == "not checked":
             found[name] = status
     return found
