@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from protocol import IP, Action, ActionType, AgentInfo, AgentRole, Data, GameState, Network, Service
+from collections.abc import Iterator
+
+import pytest
+
+from protocol import IP, Action, ActionType, AgentInfo, AgentRole, Data, GameState, Network, Service, compact
 
 SRC, DST, OTHER = IP("192.168.1.2"), IP("192.168.1.3"), IP("213.47.23.195")
 NET = Network("192.168.1.0", 24)
@@ -42,3 +46,13 @@ def rich_state() -> GameState:
         known_networks={NET, Network("213.47.23.192", 26)},
         known_blocks={DST: {SRC, OTHER}},
     )
+
+
+@pytest.fixture
+def fresh_compact_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Empty decoder caches (interned components, decoded states and actions): a decoding
+    test then reaches the checks, not a value an earlier test left in a cache."""
+    monkeypatch.setattr(compact, "_interned", {})
+    monkeypatch.setattr(compact, "_states", {})
+    monkeypatch.setattr(compact, "_actions", {})
+    yield

@@ -9,7 +9,6 @@ cannot stand in for the one checked here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +21,6 @@ from protocol import (
     action_from_compact,
     action_from_packed,
     action_to_compact,
-    compact,
     observation_from_compact,
     pack,
     state_from_compact,
@@ -31,7 +29,12 @@ from protocol import (
 )
 from protocol.compact import state_from_packed
 
-from .protocol_samples import SRC
+from .protocol_samples import (
+    SRC,
+    fresh_compact_caches,  # noqa: F401 (a fixture)
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_compact_caches")
 
 HOSTS = ["10.9.0.1", "10.9.0.2"]
 NET = ["10.9.0.0", 24]
@@ -40,13 +43,6 @@ DATUM = ["User1", "Passwords", 12, "txt", "secret"]
 EMPTY_STATE: list[Any] = [[], [], [], {}, {}, {}]
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Empty decoder caches (interned components, decoded states and actions)."""
-    monkeypatch.setattr(compact, "_interned", {})
-    monkeypatch.setattr(compact, "_states", {})
-    monkeypatch.setattr(compact, "_actions", {})
-    yield
 
 
 def error_text(call: Any, *args: Any) -> str:

@@ -11,7 +11,6 @@ decoding path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,16 +43,15 @@ from protocol import (
 )
 from protocol.compact import state_from_packed
 
-from .protocol_samples import all_actions, rich_state
+from .protocol_samples import (
+    all_actions,
+    fresh_compact_caches,  # noqa: F401 (a fixture)
+    rich_state,
+)
+
+pytestmark = pytest.mark.usefixtures("fresh_compact_caches")
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Empty decoder caches (interned components, decoded states and actions)."""
-    monkeypatch.setattr(compact, "_interned", {})
-    monkeypatch.setattr(compact, "_states", {})
-    monkeypatch.setattr(compact, "_actions", {})
-    yield
 
 
 def compact_state(index: int) -> list[Any]:

@@ -8,27 +8,15 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
-
 from protocol import Action, ActionType, AgentRole, ErrorCode, GameState, GameStatus
 from world import GameSession, TaskConfig, parse_task
 
-from .conftest import CNC, TASKS, WINNING_ATTACK, reset
+from .conftest import CNC, WINNING_ATTACK, reset
+from .world_samples import DEFAULT_TASK, task_with
 
-DEFAULT = yaml.safe_load((TASKS / "default.yaml").read_text())
 TWO = {"arena.seats": {"Attacker": 2}, "arena.start": {"Attacker": 2}}
 ONE = {"arena.seats": {"Attacker": 1}, "arena.start": {"Attacker": 1}}
 
-
-def task_with(**changes: Any) -> TaskConfig:
-    document = copy.deepcopy(DEFAULT)
-    for path, value in changes.items():
-        node = document
-        *parents, last = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return parse_task(document, "reset-rules.yaml")
 
 
 def pair(**changes: Any) -> GameSession:
@@ -64,7 +52,7 @@ def test_conflicting_votes_answer_every_agent_with_the_reason() -> None:
 
 
 def _random_task() -> TaskConfig:
-    document = copy.deepcopy(DEFAULT)
+    document = copy.deepcopy(DEFAULT_TASK)
     document["coordinator"]["agents"]["Attacker"]["start_position"]["controlled_hosts"] = ["random"]
     document["coordinator"]["agents"]["Attacker"]["goal"]["known_data"] = {CNC: ["random"]}
     document["arena"]["seats"] = document["arena"]["start"] = {"Attacker": 1}

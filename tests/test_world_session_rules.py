@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import yaml
-
 from protocol import (
     PASS,
     Action,
@@ -24,21 +22,10 @@ from world import GameSession, TaskConfig, parse_task
 
 from .conftest import CLIENT, QUIT, TASKS, WINNING_ATTACK, join, scan
 from .scripted_samples import periodic, tiny_with
+from .world_samples import DEFAULT_TASK, task_with
 
-DEFAULT = yaml.safe_load((TASKS / "default.yaml").read_text())
 RELEASED = "The seat was released before this request was answered: "
 
-
-def task_with(**changes: Any) -> TaskConfig:
-    """The default task with dotted-path changes (``arena.seats``, ...)."""
-    document = copy.deepcopy(DEFAULT)
-    for path, value in changes.items():
-        node = document
-        *parents, last = path.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    return parse_task(document, "session-rules.yaml")
 
 
 def defenders_only(**changes: Any) -> TaskConfig:
@@ -313,7 +300,7 @@ def test_a_late_defender_is_told_with_a_zero_breakdown_when_the_attacker_leaves(
     terminal (reference §2.2: end_reason only for a terminal status)."""
     proxy = {"ref": "b", "team": "BLUE", "type": "proxy",
              "reward_function": {"reward_components": [{"type": "step"}, {"type": "success"}]}}
-    document = copy.deepcopy(DEFAULT)
+    document = copy.deepcopy(DEFAULT_TASK)
     document["agents"] = [proxy]
     session = GameSession(parse_task(document, "late-defender.yaml", TASKS), seed=1)
     session.join("red", "Red", AgentRole.Attacker, 0.0, 0)

@@ -5,16 +5,20 @@ objects, unlike conftest's string-based ones), and small state and log helpers.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from typing import Any
 
+import yaml
+
 from protocol import IP, Action, ActionType, AgentRole, Data, GameState, Network, Service
+from world import TaskConfig, parse_task
 from world.game_world import GameWorld
 from world.scenario import LOG_FILE, load_scenario
 from world.task import View
 
-from .conftest import MICROSOFT_DS, SECRET
+from .conftest import MICROSOFT_DS, SECRET, TASKS
 
 ATTACKER, DEFENDER, BENIGN = AgentRole.Attacker, AgentRole.Defender, AgentRole.Benign
 
@@ -96,3 +100,18 @@ def exfil_ready(world: GameWorld) -> GameState:
     """The agent controls smb and the C&C, after FindData on smb."""
     state = owning(CLIENT, SMB, CNC)
     return world.step(state, find_data(SMB, SMB), "a", ATTACKER)
+
+
+DEFAULT_TASK = yaml.safe_load((TASKS / "default.yaml").read_text())
+
+
+def task_with(source: str = "sample-task.yaml", **changes: Any) -> TaskConfig:
+    """The default task with dotted-path changes (``arena.seats``, ...)."""
+    document = copy.deepcopy(DEFAULT_TASK)
+    for path, value in changes.items():
+        node = document
+        *parents, last = path.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return parse_task(document, source)
