@@ -1,4 +1,5 @@
-"""The NetSecGame gateway end to end: a real broker and world (`bin.stack.Stack`), the
+"""The NetSecGame gateway end to end: a real broker and world (in threads:
+tests/threaded_stack.py; `arena gateway` as a process is in tests/test_integration.py), the
 gateway in a thread (its own ZeroMQ context) on a free port, and a raw TCP client that
 speaks exactly NetSecGame's framing (reference netsecgame.md §2.1): bare JSON out; read
 until ``EOF``, delete every ``EOF``, ``json.loads``. Every wait is bounded; every socket,
@@ -20,10 +21,10 @@ import pytest
 from agents import BaseAgent, generate_valid_actions
 from agents.monitor import TraceMonitor
 from agents.status import query_status
-from bin.stack import Stack
 from broker.gateway import MALFORMED_MESSAGE, Gateway
 from protocol import AgentRole
 
+from .threaded_stack import ThreadedStack
 from .transcripts import load_transcript, normalize_reply
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,19 +80,13 @@ class NetSecGameClient:
 
 
 @pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    running = Stack(tasks=[str(SOLO), str(DEFAULT)], worlds=1, heartbeat=0.2)
-    running.start()
-    try:
-        running.wait_registered()
+def stack() -> Iterator[ThreadedStack]:
+    with ThreadedStack([str(SOLO), str(DEFAULT)], name="w-gateway") as running:
         yield running
-    finally:
-        codes = running.stop()
-        assert all(code is not None for code in codes)
 
 
 @pytest.fixture
-def gateway(stack: Stack) -> Iterator[Callable[..., tuple[Gateway, tuple[str, int]]]]:
+def gateway(stack: ThreadedStack) -> Iterator[Callable[..., tuple[Gateway, tuple[str, int]]]]:
     """Start gateways (each in its own thread) on free ports; stopped and joined at the end."""
     running: list[tuple[Gateway, threading.Thread]] = []
 
@@ -135,7 +130,7 @@ def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
     raise TimeoutError("condition not met in time")
 
 
-def games(stack: Stack) -> dict[str, dict[str, int]]:
+def games(stack: ThreadedStack) -> dict[str, dict[str, int]]:
     """The broker's games and their taken seats per role (roles with none left out)."""
     return {g["game"]: {role: n for role, n in g["seats"].items() if n}
             for g in query_status(stack.endpoints["frontend"]).get("games", [])}

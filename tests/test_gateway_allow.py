@@ -2,7 +2,7 @@
 which carry no keys (README "NetSecGame agents through the gateway"; `arena gateway
 --allow`, broker/gateway.py ``Gateway(allow=...)``).
 
-A real broker and a real world worker run in threads (their own sockets on loopback `*`
+A real broker and a real world worker run in threads (tests/threaded_stack.py, on loopback `*`
 ports), the gateway in a thread on a free port, and a raw TCP client speaks NetSecGame's
 framing (tests/test_gateway.py). A refused client must get nothing: its connection is
 closed before any byte is served and no seat is taken (checked with the broker's STATUS).
@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import zmq
 
 from agents.status import query_status
-from broker import Broker
 from broker.gateway import Gateway
-from world import load_task
-from world.worker import WorldWorker
+
+from .threaded_stack import ThreadedStack
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLO = ROOT / "world" / "tasks" / "scenario1_small_attacker.yaml"
@@ -48,26 +46,8 @@ def _wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) ->
 @pytest.fixture(scope="module")
 def frontend() -> Iterator[str]:
     """A broker and one world serving the solo attacker task; yields the frontend."""
-    context = zmq.Context()
-    broker = Broker("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", None, None, heartbeat=0.2, context=context)
-    endpoints = broker.bind()
-    worker = WorldWorker(endpoints["backend"], [load_task(str(SOLO))], name="w-allow", heartbeat=0.2,
-                         context=context)
-    threads = [threading.Thread(target=broker.run, name="broker", daemon=True),
-               threading.Thread(target=worker.run, name="world", daemon=True)]
-    for thread in threads:
-        thread.start()
-    try:
-        _wait_for(lambda: broker.placement.worlds, "the world's READY")
-        yield endpoints["frontend"]
-    finally:
-        worker.stop()
-        threads[1].join(WAIT)
-        broker.stop()
-        threads[0].join(WAIT)
-        broker.close()
-        context.destroy(linger=0)
-        assert not any(thread.is_alive() for thread in threads), "the broker or the world did not stop"
+    with ThreadedStack([str(SOLO)], name="w-allow") as stack:
+        yield stack.endpoints["frontend"]
 
 
 @pytest.fixture

@@ -25,10 +25,11 @@ by mutmut's environment variable.
     python tests/mutation/run.py --report-only --scratch DIR   # report those runs again
 
 ``--recheck`` copies the work tree into the kept scratch folders again and runs only the
-mutants that survived or had no test, and every mutant of a function whose code changed;
-a killed mutant of an unchanged function stays killed (adding a test cannot revive it).
+mutants that survived, had no test or were not checked yet, and every mutant of a function
+whose code changed; a killed mutant of an unchanged function stays killed (adding a test cannot revive it).
 It assumes tests were added, not weakened: run a full pass after removing a test. Mutants
-an interrupted run never reached stay "not checked" (reported apart, not in the rate).
+an interrupted run never reached are "not checked" (reported apart, not in the rate) until
+a recheck runs them.
 ``--mutants GLOB`` narrows a recheck (e.g. ``'world.scenario.*'``).
 """
 
@@ -84,7 +85,8 @@ GROUPS = (
            "test_action_table.py", "test_agents_observations.py", "test_world_*_rules.py")),
     Group("broker", ("broker/broker.py", "broker/placement.py"),
           ("test_broker_faults.py", "test_broker_placement.py", "test_promises_placement.py",
-           "test_timing_contracts.py", "test_broker_batch_and_quit.py", "test_broker_release_status.py")),
+           "test_timing_contracts.py", "test_broker_batch_and_quit.py", "test_broker_release_status.py",
+           "test_broker_high_water_mark.py")),
     Group("gateway", ("broker/gateway.py", "broker/gateway_connection.py", "broker/gateway_codec.py"),
           ("test_gateway.py", "test_gateway_allow.py", "test_timing_contracts.py", "test_protocol_json.py")),
     Group("rl", ("agents/action_masks.py", "agents/flat_observation.py"),
@@ -225,7 +227,7 @@ def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
     new_hashes = function_hashes(folder, group)
     changed = {name for name, digest in new_hashes.items() if old_hashes.get(name) != digest}
     wanted = [name for name, status in old.items()
-              if status in ("survived", "no tests") and function_of(name) in new_hashes
+              if status in ("survived", "no tests", "not checked") and function_of(name) in new_hashes
               and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
     # Every verdict of an unchanged function is kept for a mutant this recheck does not run
     # (mutmut forgets them all when the test selection changes): a kill stays a kill, and a
