@@ -101,7 +101,6 @@ class GameSession(ResetRules):
         self.world = GameWorld(task.scenario, self.rng, use_firewall=task.use_firewall)
         self.seats: dict[Hashable, _Seat] = {}
         self.episode: int = 0
-        self.steps_total: int = 0
         self._rewards_assigned = False
         #: Seats that left the game since the host last drained this list.
         self.released: list[Hashable] = []
@@ -213,7 +212,7 @@ class GameSession(ResetRules):
             self._emit("join", entry, name=clean)
         if self._has_scripted and not self.scripted:
             self._create_scripted()
-        log.debug("%s: %s joined as %s", self.name, clean, role.value)
+        log.debug("%s: %s joined as %s", self.name, clean, role.value)  # pragma: no mutate
         return self._renewed(self._release_started(), now)
 
     def step(self, seat: Hashable, action: Action | PassAction, now: float, request: Any = None, *,
@@ -240,10 +239,7 @@ class GameSession(ResetRules):
         entry.lease_deadline = now + self.task.seat_lease
         if entry.ended:
             if not entry.told_end and self._rewards_assigned:
-                entry.told_end = True
-                entry.episode_return += entry.reward
-                entry.trajectory.add_final_reward(entry.reward)
-                self._emit_episode(entry)
+                self._tell_end(entry)
                 return [Reply(seat, request, GameStatus.OK, self._observation(entry, end=True))]
             return [Reply(seat, request, GameStatus.FORBIDDEN, Observation(
                 entry.state, entry.reward, True,
@@ -259,6 +255,8 @@ class GameSession(ResetRules):
         if entry.held is not None:
             return [busy_reply(seat, request, entry)]
         entry.lease_deadline = now + self.task.seat_lease
+        if entry.ended and not entry.told_end and self._rewards_assigned:
+            self._tell_end(entry)  # a bystander whose next request is a reset
         entry.reset_vote = (seed, bool(randomize_topology))
         entry.held = _Held("reset", request, now + self.task.hold_timeout,
                            request_trajectory=bool(request_trajectory))
@@ -322,7 +320,6 @@ class GameSession(ResetRules):
         task = self.task
         old_state = entry.state
         entry.steps += 1
-        self.steps_total += 1
         passing = action is PASS
         state = old_state if passing else self.world.step(old_state, action, entry.seat, entry.role)
         entry.state = state
@@ -386,7 +383,7 @@ class GameSession(ResetRules):
                 if other is self._stepping:  # its own step's reply tells it, with that step's reward
                     continue
                 other.bystander = True
-                other.told_end = other.held is not None or other.script is not None
+                other.told_end = False  # see _tell_end
                 other.reward = 0  # their last step's reward was already given
                 if other.reward_fn is not None:
                     other.breakdown = zero_breakdown(other.reward_fn)
@@ -404,6 +401,9 @@ class GameSession(ResetRules):
                 s.trajectory.add_final_reward(s.final_part)
                 s.episode_return += s.final_part
                 self._emit_episode(s)
+            for s in self.seats.values():
+                if not s.told_end and s.held is not None and s.held.kind == "reset":
+                    self._tell_end(s)
         replies = []
         for s in self.seats.values():
             if s.held is not None and s.held.kind == "step":
@@ -420,6 +420,16 @@ class GameSession(ResetRules):
                 replies.append(Reply(s.seat, held.request, GameStatus.OK, self._observation(s, end=True)))
                 s.told_end = True
         return replies
+
+    def _tell_end(self, entry: _Seat) -> None:
+        """A bystander's end-of-episode reward (assigned, not yet told) reaches its return, its
+        trajectory's last step and an ``episode`` trace event, once: on its next step, on its next
+        reset, or, if it holds a reset when the final rewards are assigned, then (reference
+        netsecgame.md §3.4, §3.7; PROTOCOL.md §6)."""
+        entry.told_end = True
+        entry.episode_return += entry.reward
+        entry.trajectory.add_final_reward(entry.reward)
+        self._emit_episode(entry)
 
     def _observation(self, entry: _Seat, *, end: bool) -> Observation:
         info = {} if entry.status in _PLAYING else {"end_reason": str(entry.status)}
