@@ -164,7 +164,7 @@ class Broker:
         poller.register(self.backend, zmq.POLLIN)
         next_beat = time.monotonic()
         self._recovering_until = next_beat + self.recovery
-        log.info("broker serving: %s", self.endpoints)
+        log.info("broker serving: %s", self.endpoints)  # pragma: no mutate
         while not self._stop.is_set():
             timeout = max(0.0, next_beat - time.monotonic())
             events = dict(poller.poll(timeout * 1000))
@@ -188,7 +188,7 @@ class Broker:
             try:
                 handler(frames)
             except Exception:  # never let one message stop the broker
-                log.exception("message dropped: %r", [f[:40] for f in frames[:6]])
+                log.exception("message dropped: %r", [f[:40] for f in frames[:6]])  # pragma: no mutate
             if not wire.readable(socket):
                 return
 
@@ -407,13 +407,13 @@ class Broker:
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
-            log.debug("agent %r is gone: reply dropped", frames[0])
+            log.debug("agent %r is gone: reply dropped", frames[0])  # pragma: no mutate
 
     # ------------------------------------------------------------------ worlds
     def _on_backend(self, frames: list[bytes]) -> None:
         identity = frames[0]
         if len(frames) < 3 or frames[1] != PROTOCOL_FRAME:
-            log.warning("world message with a bad header dropped")
+            log.warning("world message with a bad header dropped")  # pragma: no mutate
             return
         command = frames[2]
         world = self.placement.worlds.get(identity)
@@ -428,20 +428,20 @@ class Broker:
         if command == _REPLY:
             count = len(frames)
             if count < 8:
-                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)
+                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)  # pragma: no mutate
                 return
             inflight = world.inflight
             client = frames[3]
             # [BATCH][][][body] is the world's error about a whole batch, not a batch reply.
             if frames[4] == _BATCH and not (count == 8 and not frames[5] and not frames[6]):
                 if count < 10 or (count - 7) % 3:
-                    log.warning("world %s: a malformed batch REPLY dropped", world.name)
+                    log.warning("world %s: a malformed batch REPLY dropped", world.name)  # pragma: no mutate
                     return
                 for index in range(7, count - 1, 3):
                     if inflight.pop((frames[index], frames[index + 1]), None) is not None:
                         self._settled(client)
             elif count != 8:
-                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)
+                log.warning("world %s: a REPLY of %d frames dropped", world.name, count)  # pragma: no mutate
                 return
             elif inflight.pop((frames[5], frames[6]), None) is not None:
                 self._settled(client)
@@ -451,7 +451,7 @@ class Broker:
         elif command == _DISCONNECT:
             self._world_gone(identity, "it disconnected")
         elif command != _HEARTBEAT:
-            log.warning("world %s: unknown command %r dropped", world.name, command[:4])
+            log.warning("world %s: unknown command %r dropped", world.name, command[:4])  # pragma: no mutate
 
     def _on_release(self, world: WorldRecord, frames: list[bytes]) -> None:
         try:
@@ -464,20 +464,22 @@ class Broker:
             body = unpack(frames[3], MAX_BODY_BYTES) if len(frames) == 4 else None
             world, games = world_from_ready(identity, body, time.monotonic(), self.heartbeat, self.liveness)
         except (ProtocolError, ValueError) as error:
-            log.warning("READY refused: %s", error)
+            log.warning("READY refused: %s", error)  # pragma: no mutate
             self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             self._world_gone(identity, "its READY was refused")
             return
         taken = self.placement.conflict(world, games)
         if taken:
-            log.warning("READY of world %s refused: %s", world.name, taken)
+            log.warning("READY of world %s refused: %s", world.name, taken)  # pragma: no mutate
             self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             return
         if games and world.name in self.dead_worlds:
             # Declared dead, it comes back with the games its agents were told are lost: it
             # must drop them (DISCONNECT) and register again empty. No split brain.
+            # pragma: no mutate start
             log.warning("world %s comes back after it was declared dead: told to drop its %d games",
                         world.name, len(games))
+            # pragma: no mutate end
             self._send_world(identity, [PROTOCOL_FRAME, _DISCONNECT])
             return
         self.dead_worlds.pop(world.name, None)
@@ -491,8 +493,10 @@ class Broker:
             self._world_gone(old.identity, "it registered again on a new connection")
         self.placement.add_world(world, games)
         world.inflight.update(carried)
+        # pragma: no mutate start
         log.info("world %s ready: tasks %s, capacity %d, %d games adopted", world.name, sorted(world.tasks),
                  world.capacity, len(world.games))
+        # pragma: no mutate end
         if self._parked:
             self._unpark()
 
@@ -511,11 +515,11 @@ class Broker:
         try:
             wire.send_message(self.backend, [identity, *frames])
         except zmq.Again:
-            log.warning("world %r is not reading: message dropped", identity)
+            log.warning("world %r is not reading: message dropped", identity)  # pragma: no mutate
         except zmq.ZMQError as error:
             if error.errno != zmq.EHOSTUNREACH:
                 raise
-            log.debug("world %r is unreachable: message dropped", identity)
+            log.debug("world %r is unreachable: message dropped", identity)  # pragma: no mutate
 
     def _beat(self, now: float) -> None:
         """Heartbeat each world at its own rate; declare silent worlds dead; end the

@@ -25,11 +25,11 @@ by mutmut's environment variable.
     python tests/mutation/run.py --report-only --scratch DIR   # report those runs again
 
 ``--recheck`` copies the work tree into the kept scratch folders again and runs only the
-mutants that survived, had no test or were not checked yet, and every mutant of a function
-whose code changed; a killed mutant of an unchanged function stays killed (adding a test cannot revive it).
-It assumes tests were added, not weakened: run a full pass after removing a test. Mutants
-an interrupted run never reached are "not checked" (reported apart, not in the rate) until
-a recheck runs them.
+mutants that survived (unless explained as equivalent), had no test or were not checked yet,
+and every mutant of a function whose code changed; a killed mutant of an unchanged
+function stays killed (adding a test cannot revive it). It assumes tests were added, not
+weakened: run a full pass after removing a test. Mutants an interrupted run never reached
+are "not checked" (reported apart, not in the rate) until a recheck runs them.
 ``--mutants GLOB`` narrows a recheck (e.g. ``'world.scenario.*'``).
 """
 
@@ -86,9 +86,10 @@ GROUPS = (
     Group("broker", ("broker/broker.py", "broker/placement.py"),
           ("test_broker_faults.py", "test_broker_placement.py", "test_promises_placement.py",
            "test_timing_contracts.py", "test_broker_batch_and_quit.py", "test_broker_release_status.py",
-           "test_broker_high_water_mark.py")),
+           "test_broker_high_water_mark.py", "test_broker_*_rules.py")),
     Group("gateway", ("broker/gateway.py", "broker/gateway_connection.py", "broker/gateway_codec.py"),
-          ("test_gateway.py", "test_gateway_allow.py", "test_timing_contracts.py", "test_protocol_json.py")),
+          ("test_gateway.py", "test_gateway_allow.py", "test_timing_contracts.py", "test_protocol_json.py",
+           "test_gateway_rules.py", "test_gateway_*_rules.py")),
     Group("rl", ("agents/action_masks.py", "agents/flat_observation.py"),
           ("test_env_spaces.py", "test_env_gym.py", "test_env_vector.py", "test_env_pettingzoo.py",
            "test_fast_paths.py", "test_agents_observations.py", "test_rl_*.py")),
@@ -226,9 +227,13 @@ def recheck(folder: Path, group: Group, children: int, only: list[str]) -> None:
     configure(folder, group)
     new_hashes = function_hashes(folder, group)
     changed = {name for name, digest in new_hashes.items() if old_hashes.get(name) != digest}
+    equivalent = load_equivalent()
+    # A survivor explained as equivalent is not run again (it would run every test of its
+    # function, to survive again) unless its function changed or --mutants names it.
     wanted = [name for name, status in old.items()
               if status in ("survived", "no tests", "not checked") and function_of(name) in new_hashes
-              and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))]
+              and (not only or any(fnmatch.fnmatchcase(name, o) for o in only))
+              and (only or status != "survived" or explanation(name, equivalent) is None)]
     # Every verdict of an unchanged function is kept for a mutant this recheck does not run
     # (mutmut forgets them all when the test selection changes): a kill stays a kill, and a
     # survivor left out by --mutants stays a survivor until it is run again.
