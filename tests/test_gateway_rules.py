@@ -1020,3 +1020,49 @@ def test_limits_must_be_at_least_one(option: str) -> None:
         Gateway("tcp://127.0.0.1:1", ("127.0.0.1", 0), **{option: 0})
     server = Gateway("tcp://127.0.0.1:1", ("127.0.0.1", 0), **{option: 1})
     server.close()
+
+
+def test_replies_larger_than_the_sockets_hold_reach_a_client_that_reads_them(broker, gateway) -> None:
+    """Replies that do not fit the sockets wait in the gateway and go out as the client
+    reads (the loop flushes on POLLOUT, each flush counting as write progress for the
+    send timeout); the client gets every byte, in order, and stays connected."""
+    # Sweeps every 0.1 s (half the retry interval; every request is answered before the
+    # client reads, so nothing is resent): several while the replies go out.
+    gw = gateway(broker.endpoint, send_timeout=5.0, reply_timeout=10.0, retry_interval=0.2, broker_grace=10.0)
+    reader, _ = gw.joined(broker, b"reader", rcvbuf=4096)
+    reader.send(SCAN * 6)
+    for _ in range(6):  # error replies need no observation; their text makes them large
+        broker.answer(broker.receive(), GameStatus.BAD_REQUEST, {"message": "x" * 900_000})
+    got = b""
+    while got.count(b"EOF") < 6:
+        chunk = reader.sock.recv(65536)
+        assert chunk, f"closed by the gateway after {len(got)} bytes"
+        got += chunk
+    replies = [json.loads(part) for part in got.split(b"EOF")[:6]]
+    assert [reply["message"]["message"] for reply in replies] == ["x" * 900_000] * 6
+    assert gw.alive() and gw.server.connections == 1
+
+
+def test_an_idle_gateway_sleeps(broker, gateway) -> None:
+    """With a client connected and nothing to do, the loop waits in its poll: it does not
+    spin on sockets that are always writable (the broker link, the wake-up pipe)."""
+    gw = gateway(broker.endpoint, reply_timeout=10.0, retry_interval=10.0, broker_grace=10.0)
+    gw.joined(broker, b"idle")
+    cpu, wall = time.process_time(), time.monotonic()
+    time.sleep(0.6)
+    used = time.process_time() - cpu
+    assert used < 0.3 * (time.monotonic() - wall), f"the idle gateway used {used:.2f} s of CPU in 0.6 s"
+    assert gw.alive()
+
+
+def test_the_constructor_defaults_are_the_documented_ones() -> None:
+    """README "NetSecGame agents through the gateway" states each of these; a library user
+    gets what `arena gateway` users are told."""
+    defaults = {name: parameter.default for name, parameter in inspect.signature(Gateway).parameters.items()}
+    documented = {"incomplete_timeout": 0.1, "reply_timeout": 120.0, "max_connections": 1024, "max_queue": 64,
+                  "max_output_bytes": 16 << 20, "send_timeout": 60.0, "retry_interval": 2.0, "broker_grace": 3.0}
+    assert {name: defaults[name] for name in documented} == documented
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for text in ("after\n100 ms", "after 3 s", "resent every 2 s", "beyond 64 requests waiting",
+                 "more than 16 MiB of replies", "no read progress for 60 s"):
+        assert text in readme, text
