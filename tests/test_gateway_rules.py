@@ -1064,7 +1064,7 @@ def test_an_idle_gateway_sleeps(broker, gateway) -> None:
     assert gw.alive()
 
 
-def test_the_constructor_defaults_are_the_documented_ones() -> None:
+def test_a_gateway_built_without_options_has_the_documented_limits() -> None:
     """README "NetSecGame agents through the gateway" states each of these; a library user
     gets what `arena gateway` users are told."""
     documented = {"incomplete_timeout": 0.1, "reply_timeout": 120.0, "max_connections": 1024, "max_queue": 64,
