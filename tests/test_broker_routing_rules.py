@@ -223,6 +223,9 @@ def test_status_is_answered_by_the_broker_with_its_seq_echoed(pair: Pair) -> Non
         agent.send(PROTOCOL_FRAME, STATUS, *short)
         frames, reply = agent.reply(SHORT)
         assert frames[:4] == [PROTOCOL_FRAME, STATUS, b"", b""] and reply.status is GameStatus.OK
+    agent.send(PROTOCOL_FRAME, STATUS, b"", b"\x07")  # a seq and no body: still echoed
+    frames, reply = agent.reply(SHORT)
+    assert frames[:4] == [PROTOCOL_FRAME, STATUS, b"", b"\x07"] and reply.status is GameStatus.OK
     assert world.silent(0.05) or world.receive()[1] == HEARTBEAT, "nothing forwarded"
 
 
@@ -384,6 +387,23 @@ def test_any_message_of_a_world_keeps_it_alive_and_it_is_beaten_at_its_own_rate(
             beats += 1
     assert 6 <= beats <= 14, f"{beats} heartbeats in 1 s at 0.1 s"
     assert [w.name for w in broker.placement.worlds.values()] == ["w1"], "alive: it sent heartbeats"
+    world.close()
+
+
+def test_a_world_slower_than_the_broker_is_beaten_at_its_own_rate(running: Any, context: zmq.Context) -> None:
+    """§7 Liveness: a world that asked for a heartbeat every 0.5 s gets about two in a second,
+    not one per tick of a broker that beats every 0.1 s."""
+    broker = running(recovery=0, heartbeat=0.1)
+    world = World(context, broker.endpoints["backend"])
+    world.register("w1", heartbeat=0.5)
+    wait_for(lambda: broker.placement.worlds, "the READY", SHORT)
+    beats, deadline = 0, time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if world.socket.poll(200):
+            assert world.socket.recv_multipart() == [PROTOCOL_FRAME, HEARTBEAT]
+            beats += 1
+        world.send(PROTOCOL_FRAME, HEARTBEAT)  # alive
+    assert 1 <= beats <= 4, f"{beats} heartbeats in 1 s at 0.5 s"
     world.close()
 
 
