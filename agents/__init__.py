@@ -1,8 +1,9 @@
 """Agent side of netsec-arena: the clients (``BaseAgent``, ``ParallelBaseAgent``),
 NetSecGame's client helpers, scripted policies, trace monitoring and in-process play.
 
-The RL environments (the ``rl`` extra: gymnasium, pettingzoo, numpy) load on first use,
-so ``import agents`` works without them: ``agents.ArenaEnv`` (Gymnasium),
+Every name loads its module on first use: ``import agents.policies`` (the scripted
+agents a world runs) loads neither ZeroMQ nor the clients, and the RL environments (the
+``rl`` extra: gymnasium, pettingzoo, numpy) are only needed when used: ``agents.ArenaEnv`` (Gymnasium),
 ``agents.ArenaParallelEnv`` (PettingZoo), ``agents.ArenaVectorEnv`` (VectorEnv and
 EnvPool-style), ``agents.ActionMasks``, ``agents.FlatObservation``,
 ``agents.ObservationLayout``.
@@ -20,69 +21,38 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .client import BaseAgent, RequestFailure
-from .parallel import ParallelBaseAgent
-from .policies import (
-    POLICIES,
-    Policy,
-    action_sort_key,
-    benign_agent,
-    blocking_defender,
-    kill_chain_attacker,
-    random_attacker,
-)
-from .trajectory_recorder import TrajectoryRecorder
-from .utils import (
-    JsonlReport,
-    append_jsonl_line,
-    generate_valid_actions,
-    get_file_hash,
-    get_logging_level,
-    get_str_hash,
-    observation_as_dict,
-    observation_from_dict,
-    observation_from_str,
-    observation_to_str,
-    parse_log_content,
-    read_jsonl,
-    read_jsonl_report,
-    read_trajectories_from_jsonl,
-    state_as_ordered_string,
-    store_trajectories_to_jsonl,
-)
-
-__all__ = [
-    "POLICIES",
-    "BaseAgent",
-    "JsonlReport",
-    "ParallelBaseAgent",
-    "Policy",
-    "RequestFailure",
-    "TrajectoryRecorder",
-    "action_sort_key",
-    "append_jsonl_line",
-    "benign_agent",
-    "blocking_defender",
-    "generate_valid_actions",
-    "get_file_hash",
-    "get_logging_level",
-    "get_str_hash",
-    "kill_chain_attacker",
-    "observation_as_dict",
-    "observation_from_dict",
-    "observation_from_str",
-    "observation_to_str",
-    "parse_log_content",
-    "random_attacker",
-    "read_jsonl",
-    "read_jsonl_report",
-    "read_trajectories_from_jsonl",
-    "state_as_ordered_string",
-    "store_trajectories_to_jsonl",
-]
-
-#: Names loaded on first use (they need the ``rl`` extra), and their modules.
-_LAZY = {
+#: Each public name and the module it lives in; loaded on first use (PEP 562).
+_NAMES = {
+    "BaseAgent": "agents.client",
+    "RequestFailure": "agents.client",
+    "ParallelBaseAgent": "agents.parallel",
+    "POLICIES": "agents.policies",
+    "Policy": "agents.policies",
+    "action_sort_key": "agents.policies",
+    "benign_agent": "agents.policies",
+    "blocking_defender": "agents.policies",
+    "kill_chain_attacker": "agents.policies",
+    "random_attacker": "agents.policies",
+    "TrajectoryRecorder": "agents.trajectory_recorder",
+    "JsonlReport": "agents.utils",
+    "append_jsonl_line": "agents.utils",
+    "generate_valid_actions": "agents.utils",
+    "get_file_hash": "agents.utils",
+    "get_logging_level": "agents.utils",
+    "get_str_hash": "agents.utils",
+    "observation_as_dict": "agents.utils",
+    "observation_from_dict": "agents.utils",
+    "observation_from_str": "agents.utils",
+    "observation_to_str": "agents.utils",
+    "parse_log_content": "agents.utils",
+    "read_jsonl": "agents.utils",
+    "read_jsonl_report": "agents.utils",
+    "read_trajectories_from_jsonl": "agents.utils",
+    "state_as_ordered_string": "agents.utils",
+    "store_trajectories_to_jsonl": "agents.utils",
+}
+#: The RL environments and their parts (the ``rl`` extra), likewise.
+_RL_NAMES = {
     "ArenaEnv": "agents.gym_env",
     "ArenaParallelEnv": "agents.pettingzoo_env",
     "ArenaVectorEnv": "agents.vector_env",
@@ -90,6 +60,9 @@ _LAZY = {
     "FlatObservation": "agents.flat_observation",
     "ObservationLayout": "agents.flat_observation",
 }
+
+_LAZY = {**_NAMES, **_RL_NAMES}
+__all__ = sorted(_NAMES)
 
 
 def __getattr__(name: str) -> Any:
@@ -99,3 +72,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
