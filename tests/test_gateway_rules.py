@@ -6,7 +6,7 @@ seq, every ``retry_interval``; answered BAD_REQUEST after ``reply_timeout``), a 
 never answered (BAD_REQUEST "The game server does not answer" after ``broker_grace``), a
 broker that goes away and comes back, a client that stops reading (dropped after
 ``send_timeout``), a lingering close, the shutdown. The broker is a raw ZeroMQ ROUTER played
-by the test (:class:`Broker`), the gateway runs in a thread with short timeouts, the client
+by the test (tests/gateway_peers.py), the gateway runs in a thread with short timeouts, the client
 is a raw TCP socket speaking NetSecGame's framing (bare JSON out, replies end in ``EOF``).
 Every wait is bounded; everything is closed by the fixtures.
 """
@@ -23,7 +23,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,179 +33,23 @@ from click.testing import CliRunner
 from bin.cli import main
 from broker.gateway import UNREACHABLE_MESSAGE, Gateway
 from broker.gateway_connection import Connection
-from protocol import PROTOCOL_FRAME, Command, GameStatus, encode_reply, int_from_seq, seq_bytes, unpack
+from protocol import PROTOCOL_FRAME, Command, GameStatus, encode_reply, int_from_seq, seq_bytes
 from protocol.security import CurveClient
 
-WAIT = 5.0  # seconds: the bound of every blocking wait
-JOIN = json.dumps({"action_type": "ActionType.JoinGame",
-                   "parameters": {"agent_info": {"name": "Rules", "role": "Attacker"}}})
+from .fake_broker import context
+from .gateway_peers import JOIN, NOWHERE, WAIT, Client, PlayedBroker, Running, serve, wait_for
+
 SCAN = json.dumps({"action_type": "ActionType.ScanNetwork",
                    "parameters": {"target_network": {"ip": "192.168.1.0", "mask": 24},
                                   "source_host": {"ip": "192.168.2.2"}}})
 _JOIN, _STEP, _QUIT = Command.JOIN.frame, Command.STEP.frame, Command.QUIT.frame
 NIL = b"\xc0"
-
-
-@dataclass(frozen=True)
-class Received:
-    """One request as the broker's ROUTER got it, and when."""
-
-    identity: bytes
-    command: bytes
-    seat: bytes
-    seq: bytes
-    body: bytes
-    at: float
-
-    @property
-    def request(self) -> Any:
-        return unpack(self.body)
-
-
-class Broker:
-    """A ROUTER playing the broker: the test reads each request and answers it, or not."""
-
-    def __init__(self, context: zmq.Context, endpoint: str = "tcp://127.0.0.1:*") -> None:
-        self.socket = context.socket(zmq.ROUTER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.bind(endpoint)
-        self.endpoint: str = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
-
-    def receive(self, timeout: float = WAIT) -> Received:
-        if not self.socket.poll(timeout * 1000):
-            raise TimeoutError(f"the gateway sent nothing within {timeout} s")
-        identity, frame, command, seat, seq, body = self.socket.recv_multipart()
-        assert frame == PROTOCOL_FRAME
-        return Received(identity, command, seat, seq, body, time.monotonic())
-
-    def silent_for(self, seconds: float) -> bool:
-        """Nothing arrives within ``seconds``."""
-        return not self.socket.poll(seconds * 1000)
-
-    def answer(self, request: Received, status: GameStatus, message: dict[str, Any] | str | None = None, *,
-               seat: bytes | None = None, code: str | None = None) -> float:
-        """Reply to ``request`` (same command and seq; ``seat`` for a JOIN's); returns when."""
-        self.send(request, encode_reply(status, None, message, code), seat=seat)
-        return time.monotonic()
-
-    def send(self, request: Received, body: bytes, *, seat: bytes | None = None, frame: bytes = PROTOCOL_FRAME,
-             extra: tuple[bytes, ...] = ()) -> None:
-        """Send ``body`` as the reply to ``request``, in any frames."""
-        self.socket.send_multipart([request.identity, frame, request.command, request.seat if seat is None else seat,
-                                    request.seq, body, *extra])
-
-    def seat(self, join: Received, seat: bytes) -> None:
-        """Answer a JOIN with CREATED and the seat, as a world does (seat frame and message)."""
-        assert join.command == _JOIN and join.seat == b""
-        self.answer(join, GameStatus.CREATED, {"message": "Welcome", "seat": seat.decode(), "world": "w-1"},
-                    seat=seat)
-
-    def close(self) -> None:
-        self.socket.close(linger=0)
-
-
-class Client:
-    """NetSecGame's client framing over a plain TCP socket."""
-
-    def __init__(self, address: tuple[str, int], rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connecting: the window the server may fill
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(WAIT)
-        self.sock.connect(address)
-        self._buffer = b""
-
-    def send(self, text: str) -> None:
-        self.sock.sendall(text.encode())
-
-    def receive(self) -> dict[str, Any]:
-        while b"EOF" not in self._buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by the gateway")
-            self._buffer += chunk
-        message, _, self._buffer = self._buffer.partition(b"EOF")
-        return json.loads(message)
-
-    def request(self, text: str) -> dict[str, Any]:
-        self.send(text)
-        return self.receive()
-
-    def quiet_for(self, seconds: float) -> bool:
-        """No byte arrives (and no close) within ``seconds``."""
-        return not self._buffer and not select.select([self.sock], [], [], seconds)[0]
-
-    def closed_by_gateway(self) -> bool:
-        """Read to the end: True once the gateway closed (EOF or reset), within WAIT."""
-        try:
-            while self.sock.recv(65536):
-                pass
-        except ConnectionResetError:
-            pass
-        return True
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@dataclass
-class Running:
-    """A gateway serving in its own thread."""
-
-    server: Gateway
-    address: tuple[str, int]
-    thread: threading.Thread
-    errors: list[BaseException]
-    clients: list[Client] = field(default_factory=list)
-
-    def client(self, rcvbuf: int | None = None) -> Client:
-        self.clients.append(Client(self.address, rcvbuf))
-        return self.clients[-1]
-
-    def joined(self, broker: Broker, seat: bytes, rcvbuf: int | None = None) -> tuple[Client, Received]:
-        """A client whose JoinGame the broker answered with ``seat``."""
-        client = self.client(rcvbuf)
-        client.send(JOIN)
-        join = broker.receive()
-        broker.seat(join, seat)
-        assert client.receive()["status"] == "GameStatus.CREATED"
-        return client, join
-
-    def alive(self) -> bool:
-        """Still serving: the loop neither died nor raised."""
-        return self.thread.is_alive() and not self.errors
-
-    def stopped_cleanly(self) -> bool:
-        """:meth:`Gateway.run` returned (within WAIT) without raising."""
-        self.thread.join(WAIT)
-        return not self.thread.is_alive() and not self.errors
-
-
-def serve(server: Gateway) -> tuple[threading.Thread, list[BaseException]]:
-    """Run ``server`` in a thread; what :meth:`Gateway.run` raises is kept, not lost."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            server.run()
-        except BaseException as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=target, name="gateway-rules", daemon=True)
-    thread.start()
-    return thread, errors
+__all__ = ["context"]  # the fixture, imported for pytest
 
 
 @pytest.fixture
-def context() -> Iterator[zmq.Context]:
-    ctx = zmq.Context()
-    yield ctx
-    ctx.destroy(linger=0)
-
-
-@pytest.fixture
-def broker(context: zmq.Context) -> Iterator[Broker]:
-    fake = Broker(context)
+def broker(context: zmq.Context) -> Iterator[PlayedBroker]:
+    fake = PlayedBroker(context)
     yield fake
     fake.close()
 
@@ -235,22 +78,6 @@ def gateway() -> Iterator[Callable[..., Running]]:
         assert not each.thread.is_alive(), "the gateway did not stop"
         each.server.close()
         assert not each.errors, f"Gateway.run raised {each.errors!r}"
-
-
-def unused_endpoint() -> str:
-    with socket.socket() as unused:
-        unused.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{unused.getsockname()[1]}"
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll another thread's state (no event to wait on) until ``condition()`` is truthy."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.01)
-    return value
 
 
 def logged(caplog: pytest.LogCaptureFixture, text: str) -> bool:
@@ -376,7 +203,7 @@ def test_a_full_broker_queue_costs_requests_not_the_gateway(monkeypatch, gateway
     does not fit is answered BAD_REQUEST at once, a resend that does not fit is skipped
     (the request keeps waiting), and a QUIT that does not fit leaves the seat to its lease."""
     monkeypatch.setattr("broker.gateway._HWM", 1)
-    gw = gateway(unused_endpoint(), retry_interval=0.1, broker_grace=0.6, reply_timeout=5.0)
+    gw = gateway(NOWHERE, retry_interval=0.1, broker_grace=0.6, reply_timeout=5.0)
     first, second = gw.client(), gw.client()
     first.send(JOIN)
     wait_for(lambda: gw.server.in_flight == 1, "the first JoinGame queued")
@@ -393,7 +220,7 @@ def test_a_quit_that_does_not_fit_leaves_the_seat_to_its_lease(context, monkeypa
     be sent; the gateway says so and goes on (the seat's lease frees it, DESIGN §3)."""
     caplog.set_level(logging.WARNING, logger="broker.gateway")
     monkeypatch.setattr("broker.gateway._HWM", 1)
-    broker = Broker(context)
+    broker = PlayedBroker(context)
     gw = gateway(broker.endpoint, reply_timeout=5.0, retry_interval=5.0)
     leaving, _ = gw.joined(broker, b"leaving")
     other, _ = gw.joined(broker, b"other")
@@ -601,7 +428,7 @@ def test_a_broker_that_never_answered_gets_bad_request_after_broker_grace(contex
     assert sum("nothing answers" in r.getMessage() for r in caplog.records) == 1, "said once"
 
     plain.close()
-    late = Broker(context, endpoint)
+    late = PlayedBroker(context, endpoint)
     try:
         wait_for(lambda: said(caplog, f"the broker at {endpoint} answers now"), "the broker answers now", 3.0)
         assert sum("nothing answers" in r.getMessage() for r in caplog.records) == 1, "said once, not every sweep"
@@ -622,10 +449,10 @@ def test_a_broker_that_never_answered_gets_bad_request_after_broker_grace(contex
     assert gw.alive()
 
 
-def curve_broker(context: zmq.Context) -> tuple[Broker, bytes]:
-    """A Broker whose ROUTER is a CURVE server (no authenticator: any client key); its public key."""
+def curve_broker(context: zmq.Context) -> tuple[PlayedBroker, bytes]:
+    """A PlayedBroker whose ROUTER is a CURVE server (no authenticator: any client key); its public key."""
     public, secret = zmq.curve_keypair()
-    fake = Broker.__new__(Broker)
+    fake = PlayedBroker.__new__(PlayedBroker)
     fake.socket = context.socket(zmq.ROUTER)
     fake.socket.setsockopt(zmq.LINGER, 0)
     fake.socket.curve_secretkey = secret
@@ -671,7 +498,7 @@ def test_the_never_answered_notice_comes_within_two_seconds_whatever_the_timeout
     once a second)."""
     caplog.set_level(logging.WARNING, logger="broker.gateway")
     started = time.monotonic()
-    gateway(unused_endpoint(), reply_timeout=10.0, retry_interval=10.0, broker_grace=10.0)
+    gateway(NOWHERE, reply_timeout=10.0, retry_interval=10.0, broker_grace=10.0)
     wait_for(lambda: logged(caplog, "nothing answers at"), "the never-answered notice", 3.0)
     assert 0.95 <= time.monotonic() - started < 1.6
 
@@ -689,7 +516,7 @@ def test_a_broker_that_goes_away_is_waited_for_and_gets_the_resend(context, brok
              "the lost notice", 3.0)
     client.send(SCAN)
     assert client.quiet_for(0.4), "answered while the broker is away: it may be restarting"
-    restarted = Broker(context, endpoint)
+    restarted = PlayedBroker(context, endpoint)
     try:
         step = restarted.receive(2.0)
         assert (step.command, step.seat) == (_STEP, b"seat-1")
@@ -848,7 +675,7 @@ def test_stop_wakes_the_loop_at_once_and_close_is_idempotent(broker, gateway) ->
 
 def test_close_without_run_closes_the_listener_and_clients() -> None:
     """``close()`` instead of ``run()``: the port is free again."""
-    server = Gateway(unused_endpoint(), ("127.0.0.1", 0))
+    server = Gateway(NOWHERE, ("127.0.0.1", 0))
     host, port = server.bind()
     server.close()
     with socket.socket() as again:
@@ -868,7 +695,7 @@ def _ipv6_loopback() -> bool:
 def test_bind_ipv6() -> None:
     """``listen`` with an IPv6 host binds an IPv6 socket (port 0: a free one) wherever the
     machine has an IPv6 loopback; where it has none, bind says so (OSError), like a socket."""
-    server = Gateway(unused_endpoint(), ("::1", 0))
+    server = Gateway(NOWHERE, ("::1", 0))
     try:
         if not _ipv6_loopback():
             with pytest.raises(OSError):
@@ -953,7 +780,7 @@ def test_a_shared_context_reaches_an_inproc_broker() -> None:
     reachable) and stays the caller's; a context the gateway made is terminated by close()."""
     context = zmq.Context()
     try:
-        broker = Broker(context, "inproc://gateway-rules")
+        broker = PlayedBroker(context, "inproc://gateway-rules")
         server = Gateway("inproc://gateway-rules", ("127.0.0.1", 0), context=context)
         assert server.address is None, "not bound yet"
         thread, errors = serve(server)
@@ -982,7 +809,7 @@ def test_a_burst_of_connections_waits_in_the_backlog() -> None:
     connect even before the loop accepts any (a default backlog of 128 drops SYNs)."""
     somaxconn = Path("/proc/sys/net/core/somaxconn")
     cap = int(somaxconn.read_text()) if somaxconn.exists() else 128
-    server = Gateway(unused_endpoint(), ("127.0.0.1", 0))
+    server = Gateway(NOWHERE, ("127.0.0.1", 0))
     address = server.bind()
     burst = [socket.socket() for _ in range(min(300, cap))]  # a kernel that caps the backlog caps the burst
     try:
@@ -1069,7 +896,7 @@ def test_a_gateway_built_without_options_has_the_documented_limits() -> None:
     gets what `arena gateway` users are told."""
     documented = {"incomplete_timeout": 0.1, "reply_timeout": 120.0, "max_connections": 1024, "max_queue": 64,
                   "max_output_bytes": 16 << 20, "send_timeout": 60.0, "retry_interval": 2.0, "broker_grace": 3.0}
-    server = Gateway(unused_endpoint())  # every option left to its default
+    server = Gateway(NOWHERE)  # every option left to its default
     try:
         assert {name: getattr(server, name) for name in documented} == documented
     finally:
@@ -1086,7 +913,7 @@ def test_a_gateway_built_without_options_has_the_documented_limits() -> None:
 def test_timers_are_checked_often_enough_for_the_shortest_timeout(options: dict[str, float], every: float) -> None:
     """The sweep runs at least twice per retry interval and four times per timeout (at most
     a second apart), so a resend or a timeout is late by a fraction of its own period."""
-    server = Gateway(unused_endpoint(), **{"reply_timeout": 60.0, "send_timeout": 60.0, "retry_interval": 30.0,
+    server = Gateway(NOWHERE, **{"reply_timeout": 60.0, "send_timeout": 60.0, "retry_interval": 30.0,
                                            "broker_grace": 30.0, **options})
     try:
         assert server._sweep_every == pytest.approx(every)
