@@ -5,25 +5,21 @@ over an idle spell is the measure (another process's load does not count in it).
 
 from __future__ import annotations
 
-import threading
 import time
+from typing import Any
 
 import zmq
 
-from broker import Broker
 from protocol import PROTOCOL_FRAME, Command, seq_bytes
 
 from .fake_broker import context
+from .test_broker_faults import running
 
-__all__ = ["context"]  # the fixture, imported for pytest
+__all__ = ["context", "running"]  # the fixtures, imported for pytest
 
 
-def test_an_idle_broker_sleeps(context: zmq.Context) -> None:
-    broker = Broker("tcp://127.0.0.1:*", "tcp://127.0.0.1:*", None, None, context=context, heartbeat=5.0,
-                    recovery=0.0)
-    broker.bind()
-    thread = threading.Thread(target=broker.run, daemon=True)
-    thread.start()
+def test_an_idle_broker_sleeps(running: Any, context: zmq.Context) -> None:
+    broker = running(heartbeat=5.0, recovery=0.0)
     agent, world = context.socket(zmq.DEALER), context.socket(zmq.DEALER)
     agent.setsockopt(zmq.LINGER, 0)
     world.setsockopt(zmq.LINGER, 0)
@@ -43,6 +39,3 @@ def test_an_idle_broker_sleeps(context: zmq.Context) -> None:
     finally:
         agent.close(linger=0)
         world.close(linger=0)
-        broker.stop()
-        thread.join(10)
-        broker.close()
